@@ -1,0 +1,353 @@
+"""MNIST data layer: an IDX parser, the dataset search path, a verified downloader and batches.
+
+The parser is written here rather than taken from a framework so that a malformed file
+gets one clear error naming the file, and so that the package reads all three layouts
+MindSpore users have on disk.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import tempfile
+import urllib.request
+import warnings
+import zlib
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+__all__ = [
+    "IdxFormatError", "read_idx", "load_mnist", "find_mnist", "download_mnist",
+    "to_model_range", "batch_indices", "iterate_batches", "MIRRORS", "PROJECT_DATA_DIR",
+    "default_cache_dir",
+]
+
+# IDX type code -> big-endian numpy dtype (the format stores everything big-endian).
+IDX_DTYPES = {
+    0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
+}
+
+SPLIT_PREFIX = {"train": "train", "test": "t10k"}
+FILE_KINDS = {"images": "idx3", "labels": "idx1"}
+
+# SHA-256 of the *uncompressed* files: mirrors gzip the same bytes differently.
+RAW_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+# Well-known public mirrors serving the four original .gz files, tried in order.
+MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+)
+
+# The repository ships MNIST here; absent when the package is installed without the repo.
+PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+
+
+class IdxFormatError(ValueError):
+    """A file is not a well-formed IDX file (or not the MNIST content expected of it)."""
+
+
+# --------------------------------------------------------------------------- IDX format
+
+def _decompress(raw: bytes, path: Path) -> bytes:
+    # Detect gzip from the content: users rename files, and MindSpore wants them unzipped.
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except EOFError:
+        raise IdxFormatError(f"{path}: truncated gzip stream (the file ends before the "
+                             f"end-of-stream marker)") from None
+    except (OSError, zlib.error) as exc:
+        raise IdxFormatError(f"{path}: corrupt gzip stream ({exc})") from None
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Parse one IDX file, raw or gzip-compressed (detected from its first bytes).
+
+    Returns a native-endian, writable array with the dtype and shape the header declares.
+    Raises `IdxFormatError` naming the file on any malformed input.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    if not raw:
+        raise IdxFormatError(f"{path}: empty file")
+    data = _decompress(raw, path)
+    if len(data) < 4:
+        raise IdxFormatError(f"{path}: {len(data)} bytes is too short for an IDX header")
+    if data[0] != 0 or data[1] != 0:
+        raise IdxFormatError(f"{path}: bad magic: expected two zero bytes, found "
+                             f"0x{data[0]:02x} 0x{data[1]:02x} (not an IDX file)")
+    code, ndim = data[2], data[3]
+    if code not in IDX_DTYPES:
+        raise IdxFormatError(f"{path}: unknown type code 0x{code:02x} "
+                             f"(known: {', '.join(f'0x{c:02X}' for c in IDX_DTYPES)})")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise IdxFormatError(f"{path}: header declares {ndim} dimensions but the file ends "
+                             f"after {len(data)} bytes")
+    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
+    dtype = IDX_DTYPES[code]
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    found = len(data) - header
+    if found != expected:
+        what = "shorter" if found < expected else "longer"
+        raise IdxFormatError(f"{path}: payload {what} than the header declares: expected "
+                             f"{expected} bytes for shape {shape}, found {found}")
+    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
+    return array.astype(dtype.newbyteorder("="))  # copies: native order, writable
+
+
+# ---------------------------------------------------------------------- finding MNIST
+
+def _candidate_names(split: str, kind: str) -> list[str]:
+    """File names one MNIST file goes by: original and dotted, each raw or .gz."""
+    prefix, idx = SPLIT_PREFIX[split], FILE_KINDS[kind]
+    names = [f"{prefix}-{kind}-{idx}-ubyte", f"{prefix}-{kind}.{idx}-ubyte"]
+    return [n + ext for n in names for ext in ("", ".gz")]
+
+
+def _find_in(root: Path, split: str) -> dict[str, Path] | None:
+    """The images and labels file of `split` under `root` in any known layout, or None."""
+    # Flat (original or dotted names), then the tutorial's MNIST_Data/{train,test}/ folders,
+    # whether `root` is the folder holding MNIST_Data or MNIST_Data itself.
+    folders = [root, root / split, root / "MNIST_Data" / split]
+    for folder in folders:
+        found = {}
+        for kind in FILE_KINDS:
+            hit = next((folder / n for n in _candidate_names(split, kind)
+                        if (folder / n).is_file()), None)
+            if hit is not None:
+                found[kind] = hit
+        if len(found) == len(FILE_KINDS):
+            return found
+    return None
+
+
+def default_cache_dir() -> Path:
+    """Where downloads go: `$MINDGAN_CACHE`, else `$XDG_CACHE_HOME/mindgan/mnist` (~/.cache)."""
+    if os.environ.get("MINDGAN_CACHE"):
+        return Path(os.environ["MINDGAN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mindgan" / "mnist"
+
+
+def find_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
+               download: bool = True, mirrors: Sequence[str] | None = None) -> dict[str, Path]:
+    """Locate the images and labels files of `split`, downloading them as a last resort.
+
+    Order: `data_dir`; `$MINDGAN_DATA`; the repository's `data/mnist`; the download cache
+    (`default_cache_dir()`); a download into that cache. A place named explicitly
+    (`data_dir`, or `MINDGAN_DATA`) is searched alone: a typo there must not silently fall
+    back to other data. Returns `{"images": Path, "labels": Path}`.
+    """
+    if split not in SPLIT_PREFIX:
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    explicit = [(p, why) for p, why in ((data_dir, "data_dir argument"),
+                                        (os.environ.get("MINDGAN_DATA") or None, "MINDGAN_DATA"))
+                if p is not None]
+    if explicit:
+        places = [(Path(explicit[0][0]).expanduser(), explicit[0][1])]
+    else:
+        places = [(PROJECT_DATA_DIR, "the repository's data/mnist"),
+                  (default_cache_dir(), "the download cache")]
+    for place, _ in places:
+        found = _find_in(place, split)
+        if found:
+            return found
+
+    errors: list[str] = []
+    if download and not explicit:
+        try:
+            download_mnist(default_cache_dir(), mirrors=mirrors, splits=(split,))
+            found = _find_in(default_cache_dir(), split)
+            if found:
+                return found
+        except OSError as exc:
+            errors.append(str(exc))
+    searched = "; ".join(f"{p} ({why})" for p, why in places)
+    fix = ("pass data_dir= (or --data_dir) pointing at a folder with the IDX files "
+           "(train-images-idx3-ubyte[.gz], train-images.idx3-ubyte or MNIST_Data/train/...), "
+           "set MINDGAN_DATA, or run `python -m mindgan.data --download DIR` on a machine "
+           "with internet access")
+    tried = f" Download failed: {errors[0]}" if errors else ""
+    raise FileNotFoundError(f"MNIST {split} files not found. Searched: {searched}.{tried} "
+                            f"To fix: {fix}.")
+
+
+def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
+               download: bool = True, mirrors: Sequence[str] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Load one MNIST split.
+
+    Returns `images` uint8 `[N, 28, 28]` in 0..255 and `labels` uint8 `[N]` in 0..9
+    (N = 60000 for "train", 10000 for "test"). See `find_mnist` for where it looks.
+    """
+    files = find_mnist(split, data_dir, download=download, mirrors=mirrors)
+    images, labels = read_idx(files["images"]), read_idx(files["labels"])
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise IdxFormatError(f"{files['images']}: expected 3-D uint8 images, found "
+                             f"{images.ndim}-D {images.dtype}")
+    if labels.ndim != 1 or labels.dtype != np.uint8:
+        raise IdxFormatError(f"{files['labels']}: expected 1-D uint8 labels, found "
+                             f"{labels.ndim}-D {labels.dtype}")
+    if len(images) != len(labels):
+        raise IdxFormatError(f"{files['images']}: {len(images)} images but "
+                             f"{files['labels']} has {len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise IdxFormatError(f"{files['labels']}: label {int(labels.max())} outside 0-9")
+    return images, labels
+
+
+# --------------------------------------------------------------------------- download
+
+def _fetch(url: str, dest: Path, timeout: float) -> None:
+    """Stream `url` into `dest`, with a progress bar; raises OSError on any failure."""
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        total = int(resp.headers.get("Content-Length") or 0) or None
+        with open(dest, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
+                                          desc=url.rsplit("/", 1)[-1], leave=False) as bar:
+            while chunk := resp.read(1 << 16):
+                out.write(chunk)
+                bar.update(len(chunk))
+        if total is not None and dest.stat().st_size != total:
+            raise OSError(f"connection closed after {dest.stat().st_size} of {total} bytes")
+
+
+def download_mnist(dest_dir: str | os.PathLike, mirrors: Sequence[str] | None = None,
+                   splits: Sequence[str] = ("train", "test"), timeout: float = 30.0) -> list[Path]:
+    """Download the MNIST .gz files of `splits` into `dest_dir`, verified.
+
+    Each file is fetched into a temporary file in `dest_dir` and renamed into place only
+    when the SHA-256 of its uncompressed content matches the known value, so an
+    interrupted or corrupted download never leaves a file that passes as valid. A mirror
+    that fails or serves wrong bytes is skipped with a warning naming it. Files already
+    present and valid are kept. Raises OSError when no mirror serves a valid copy.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    mirrors = list(MIRRORS if mirrors is None else mirrors)
+    written = []
+    for split in splits:
+        for kind, idx in FILE_KINDS.items():
+            name = f"{SPLIT_PREFIX[split]}-{kind}-{idx}-ubyte"
+            final = dest_dir / f"{name}.gz"
+            if final.is_file() and _raw_sha256(final) == RAW_SHA256[name]:
+                written.append(final)
+                continue
+            problems = []
+            for mirror in mirrors:
+                url = mirror.rstrip("/") + "/" + final.name
+                fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", dir=dest_dir)
+                os.close(fd)
+                tmp = Path(tmp_name)
+                try:
+                    _fetch(url, tmp, timeout)
+                    digest = _raw_sha256(tmp)
+                    if digest != RAW_SHA256[name]:
+                        raise OSError(f"content SHA-256 {digest[:12]}… does not match the "
+                                      f"known {RAW_SHA256[name][:12]}…")
+                    os.replace(tmp, final)
+                    written.append(final)
+                    break
+                except (OSError, IdxFormatError, ValueError) as exc:
+                    problems.append(f"{url}: {exc}")
+                    warnings.warn(f"skipping mirror {mirror} for {final.name}: {exc}",
+                                  stacklevel=2)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            else:
+                raise OSError(f"no mirror served a valid {final.name} "
+                              f"({'; '.join(problems) or 'no mirrors given'})")
+    return written
+
+
+def _raw_sha256(path: Path) -> str:
+    """SHA-256 of a file's content after gunzip (if it is gzip)."""
+    data = _decompress(path.read_bytes(), path)
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------- batches
+
+def to_model_range(images: np.ndarray) -> np.ndarray:
+    """uint8 `[N, 28, 28]` in 0..255 -> float32 `[N, 1, 28, 28]` in [-1, 1] (tanh's range)."""
+    x = images.astype(np.float32).reshape(len(images), 1, *images.shape[1:])
+    return x / np.float32(127.5) - np.float32(1.0)
+
+
+def batch_indices(n: int, batch_size: int, seed: int, epoch: int,
+                  drop_remainder: bool = True) -> np.ndarray:
+    """The shuffled sample indices of one epoch, int32 `[num_batches, batch_size]`.
+
+    A pure function of (seed, epoch): resuming mid-epoch replays the same order without
+    saving any RNG state. With `drop_remainder` the last partial batch is dropped (60000
+    images, batch 128: 468 batches); without it the result is a list of arrays.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, not {batch_size}")
+    order = np.random.default_rng([seed, epoch]).permutation(n).astype(np.int32)
+    full = n // batch_size
+    batches = order[: full * batch_size].reshape(full, batch_size)
+    if drop_remainder or full * batch_size == n:
+        return batches
+    return list(batches) + [order[full * batch_size:]]
+
+
+def iterate_batches(images: np.ndarray, batch_size: int = 128, seed: int = 0, epoch: int = 0,
+                    drop_remainder: bool = True) -> Iterator[np.ndarray]:
+    """Shuffled mini-batches of one epoch: float32 `[B, 1, 28, 28]` in [-1, 1].
+
+    `images` is uint8 `[N, 28, 28]` or already-scaled float32 `[N, 1, 28, 28]`; scaling
+    happens once for the whole set, and each batch is one vectorised gather.
+    """
+    x = images if images.dtype == np.float32 else to_model_range(images)
+    for idx in batch_indices(len(x), batch_size, seed, epoch, drop_remainder):
+        yield x[idx]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m mindgan.data`: check the data (print shapes) or download it."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mindgan.data",
+        description="Check that MNIST is found and parses (prints shapes, label counts and "
+                    "where the files are), or download it into a folder.")
+    parser.add_argument("--data_dir", help="folder holding the MNIST IDX files "
+                        "(default: $MINDGAN_DATA, then the repository's data/mnist, then the cache)")
+    parser.add_argument("--download", metavar="DIR",
+                        help="download the four MNIST files into DIR (verified by SHA-256)")
+    args = parser.parse_args(argv)
+    if args.download:
+        for path in download_mnist(args.download):
+            print(path)
+        return 0
+    for split in ("train", "test"):
+        start = time.perf_counter()
+        try:
+            images, labels = load_mnist(split, args.data_dir)
+        except (FileNotFoundError, IdxFormatError) as exc:
+            print(f"error: {exc}")
+            return 1
+        where = find_mnist(split, args.data_dir, download=False)["images"].parent
+        print(f"{split:5s}: images {images.shape} {images.dtype}, labels {labels.shape} "
+              f"{labels.dtype}, counts {np.bincount(labels, minlength=10).tolist()}, "
+              f"{time.perf_counter() - start:.2f} s, from {where}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
