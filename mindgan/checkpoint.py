@@ -13,6 +13,7 @@ from pathlib import Path
 import mindspore as ms
 from mindspore import nn
 
+from .fileio import atomic_output
 from .models import Generator
 
 __all__ = ["CheckpointError", "atomic_save", "save_state", "load_state", "read_checkpoint",
@@ -25,27 +26,9 @@ class CheckpointError(ValueError):
 
 def atomic_save(params, path: str | os.PathLike, append_dict: dict | None = None) -> Path:
     """Write `params` (a Cell or a list of {"name", "data"} dicts) to `path` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # MindSpore appends ".ckpt" to names without it, so the temporary name keeps the suffix.
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.ckpt")
-    try:
+    with atomic_output(path, fsync=True) as tmp:
         ms.save_checkpoint(params, str(tmp), append_dict=append_dict)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write a small text file atomically (config.json and the like)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def _unique_params(cells: list[nn.Cell]) -> list[dict]:

@@ -1,0 +1,93 @@
+"""Pictures of a run: sample grids, the loss curve and the training GIF."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .fileio import atomic_output
+
+__all__ = ["grid_image", "save_grid", "plot_losses", "save_gif"]
+
+
+def grid_image(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 3) -> np.ndarray:
+    """Tile images float `[N, 1, H, W]` in [-1, 1] into one uint8 `[rows, cols]` picture.
+
+    `nrow` images per row (default: a square-ish grid sized to N); `pad` black pixels between
+    tiles; each pixel enlarged `scale` times so a 28x28 digit is readable on screen.
+    """
+    images = np.asarray(images, np.float32).reshape(len(images), *np.shape(images)[-2:])
+    n, h, w = images.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    ncol_rows = math.ceil(n / nrow)
+    tiles = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    grid = np.zeros((ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad), np.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, nrow)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        grid[y:y + h, x:x + w] = tile
+    return np.kron(grid, np.ones((scale, scale), np.uint8)) if scale > 1 else grid
+
+
+def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = None,
+              scale: int = 3) -> Path:
+    """Save `grid_image(images)` as a grayscale PNG (written atomically)."""
+    import imageio.v3 as iio
+
+    with atomic_output(path) as tmp:
+        iio.imwrite(tmp, grid_image(images, nrow, scale=scale))
+    return Path(path)
+
+
+def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[float],
+                path: str | os.PathLike, steps_per_epoch: int | None = None) -> Path:
+    """Per-step losses (faint) with an exponentially smoothed line each; epochs on a top axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for values, label, color in ((loss_d, "discriminator", "tab:blue"),
+                                 (loss_g, "generator", "tab:orange")):
+        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
+        ax.plot(steps, _ema(values, span=max(5, len(values) // 50)), color=color,
+                linewidth=1.6, label=f"{label} loss (smoothed)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("BCE loss")
+    ax.set_title("GAN training losses")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if steps_per_epoch:
+        top = ax.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch,
+                                                  lambda e: e * steps_per_epoch))
+        top.set_xlabel("epoch")
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def _ema(values: Sequence[float], span: int) -> np.ndarray:
+    alpha = 2.0 / (span + 1.0)
+    out = np.empty(len(values))
+    acc = values[0] if len(values) else 0.0
+    for i, v in enumerate(values):
+        acc = alpha * v + (1 - alpha) * acc
+        out[i] = acc
+    return out
+
+
+def save_gif(frames: Sequence[str | os.PathLike | np.ndarray], path: str | os.PathLike,
+             seconds_per_frame: float = 0.25) -> Path:
+    """Write PNG files (or uint8 arrays) as an endlessly looping GIF, in the given order."""
+    import imageio.v2 as imageio
+
+    pictures = [imageio.imread(f) if not isinstance(f, np.ndarray) else f for f in frames]
+    with atomic_output(path) as tmp:
+        imageio.mimsave(tmp, pictures, format="GIF", duration=seconds_per_frame, loop=0)
+    return Path(path)

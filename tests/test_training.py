@@ -1,0 +1,134 @@
+"""The training step and loop, in process (real MindSpore on CPU, real MNIST digits)."""
+import csv
+import hashlib
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+
+from helpers import SHIPPED_MNIST
+from mindgan.checkpoint import atomic_save, read_checkpoint
+from mindgan.data import load_mnist, to_model_range
+from mindgan.training import (TrainConfig, TrainingDiverged, build_gan, make_train_step,
+                              make_updates, sample, train)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_mnist("train", SHIPPED_MNIST)[0][:2048]
+
+
+def snapshot(net, trainable=True):
+    params = net.trainable_params() if trainable else net.get_parameters()
+    return {p.name: p.asnumpy().copy() for p in params}
+
+
+def test_each_phase_updates_only_its_own_network(digits):
+    net_g, net_d, opt_g, opt_d = build_gan(TrainConfig(seed=1))
+    d_update, g_update = (ms.jit(f) for f in make_updates(net_g, net_d, opt_g, opt_d))
+    real = ms.Tensor(to_model_range(digits[:64]))
+    z = ms.Tensor(np.random.default_rng(0).standard_normal((64, 100)).astype(np.float32))
+
+    g0, d0 = snapshot(net_g), snapshot(net_d)
+    d_update(real, z)
+    g1, d1 = snapshot(net_g), snapshot(net_d)
+    assert all(np.array_equal(g0[k], g1[k]) for k in g0), "the D update moved G's weights"
+    unchanged = [k for k in d0 if np.array_equal(d0[k], d1[k])]
+    assert not unchanged, f"the D update left {unchanged} alone"
+
+    g_update(z)
+    g2, d2 = snapshot(net_g), snapshot(net_d)
+    assert all(np.array_equal(d1[k], d2[k]) for k in d1), "the G update moved D's weights"
+    unchanged = [k for k in g1 if np.array_equal(g1[k], g2[k])]
+    assert not unchanged, f"the G update left {unchanged} alone"
+
+
+def test_discriminator_alone_learns_real_from_fake(digits):
+    net_g, net_d, opt_g, opt_d = build_gan(TrainConfig(seed=2))
+    d_update = ms.jit(make_updates(net_g, net_d, opt_g, opt_d)[0])
+    real = ms.Tensor(to_model_range(digits[:128]))
+    z = ms.Tensor(np.random.default_rng(1).standard_normal((128, 100)).astype(np.float32))
+    losses = [float(d_update(real, z)[0].asnumpy()) for _ in range(50)]
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_pynative_step_matches_compiled_step(digits):
+    images = ms.Tensor(to_model_range(digits))
+    rng = np.random.default_rng(3)
+    batches = [(ms.Tensor(rng.permutation(len(digits))[:64].astype(np.int32)),
+                ms.Tensor(rng.standard_normal((64, 100)).astype(np.float32))) for _ in range(3)]
+    results = {}
+    for jit in (True, False):
+        nets = build_gan(TrainConfig(seed=4))
+        step = make_train_step(*nets, jit=jit)
+        values = [step(images, idx, z).asnumpy() for idx, z in batches]
+        results[jit] = (np.array(values), snapshot(nets[0], trainable=False))
+    np.testing.assert_allclose(results[True][0], results[False][0], rtol=1e-4, atol=1e-5)
+    for name, value in results[True][1].items():
+        np.testing.assert_allclose(value, results[False][1][name], rtol=1e-3, atol=1e-5)
+
+
+def test_sampling_uses_batchnorm_statistics_and_restores_training_mode():
+    net_g, *_ = build_gan(TrainConfig(seed=5))
+    z = np.random.default_rng(5).standard_normal((25, 100)).astype(np.float32)
+    grid = sample(net_g, z)
+    assert net_g.training
+    # In inference mode every sample is independent of the rest of its batch.
+    np.testing.assert_allclose(sample(net_g, z[3:4])[0], grid[3], rtol=1e-5, atol=1e-6)
+    assert grid.shape == (25, 1, 28, 28)
+
+
+def read_log(run_dir):
+    with open(run_dir / "losses.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_continues_exactly(tmp_path, digits):
+    """2 epochs in one go == 1 epoch, then resume for 1 more: same losses, same weights."""
+    common = dict(batch_size=64, subset=640, seed=7, device_target="CPU")
+    straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
+                     images=digits, progress=False)
+    split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
+                  images=digits, progress=False)
+    assert len(read_log(split)) == 10
+    cfg = TrainConfig(epochs=2, **common)
+    train(cfg, resume=split, images=digits, progress=False)
+
+    a, b = read_log(straight), read_log(split)
+    assert [r["step"] for r in b] == [str(i) for i in range(1, 21)]
+    for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+        np.testing.assert_allclose([float(r[key]) for r in a], [float(r[key]) for r in b],
+                                   rtol=1e-5, atol=1e-6)
+    wa = read_checkpoint(straight / "checkpoints" / "last.ckpt")
+    wb = read_checkpoint(split / "checkpoints" / "last.ckpt")
+    assert wa.keys() == wb.keys()
+    for name, value in wa.items():
+        if hasattr(value, "asnumpy"):
+            np.testing.assert_allclose(value.asnumpy(), wb[name].asnumpy(), rtol=1e-5, atol=1e-6)
+    # Both optimizers' state is in the resume file, under unique names.
+    assert {"optim_g.global_step", "optim_d.global_step", "optim_g.beta1_power"} <= wa.keys()
+    assert any(k.startswith("optim_d.moment1.") for k in wa)
+
+
+def test_nan_loss_stops_and_leaves_checkpoints_untouched(tmp_path, digits):
+    common = dict(batch_size=64, subset=256, seed=8, device_target="CPU")
+    run = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "run"), **common),
+                images=digits, progress=False)
+    ckpts = run / "checkpoints"
+    # Poison one discriminator weight in the resume state: the next step's loss is NaN.
+    params = read_checkpoint(ckpts / "last.ckpt")
+    weight = params["discriminator.model.0.weight"].asnumpy()
+    weight[0, 0] = np.inf
+    params["discriminator.model.0.weight"].set_data(ms.Tensor(weight))
+    extra = {k: params.pop(k) for k in ("mindgan_step", "mindgan_config", "mindgan_fixed_noise")}
+    extra["mindgan_step"] = int(extra["mindgan_step"].asnumpy())
+    atomic_save([{"name": k, "data": v} for k, v in params.items()], ckpts / "last.ckpt", extra)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in ckpts.iterdir()}
+    log_before = read_log(run)
+
+    with pytest.raises(TrainingDiverged, match=r"loss became nan .* at step 5 .*untouched"):
+        train(TrainConfig(epochs=2, **common), resume=run, images=digits, progress=False)
+    assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in ckpts.iterdir()}
+    assert read_log(run) == log_before
