@@ -188,14 +188,21 @@ def _versions(device: str) -> dict:
             "machine": f"{platform.machine()} {platform.system()}"}
 
 
-class _SigintFlag:
-    """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+class _StopRequest:
+    """Ctrl-C (or SIGTERM) asks the loop to stop after the current step; a second one aborts.
+
+    SIGTERM is handled too because MindSpore's runtime, on every graph launch, installs a
+    C++ SIGINT handler that turns Ctrl-C into SIGTERM to the process; a job scheduler's
+    SIGTERM should also end in a saved, resumable state.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested = False
 
     def __enter__(self):
-        self._old = signal.signal(signal.SIGINT, self._handle)
+        self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame):
@@ -206,7 +213,8 @@ class _SigintFlag:
               "without saving)", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._old)
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
 
 
 def _read_log(path: Path, upto_step: int) -> list[dict]:
@@ -306,7 +314,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
             atomic_save(net_g, ckpt_dir / f"generator_epoch_{epoch_done:03d}.ckpt")
         save_state(ckpt_dir / "last.ckpt", cells, step_now, noise_fixed, dataclasses.asdict(config))
 
-    with _SigintFlag() as sigint:
+    with _StopRequest() as stop:
         while step < total_steps:
             epoch, first = divmod(step, steps_per_epoch)
             order = batch_indices(len(images), config.batch_size, config.seed, epoch)
@@ -332,7 +340,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                     rate = count * config.batch_size / (time.perf_counter() - start)
                     bar.set_postfix(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}",
                                     img_s=f"{rate:.0f}")
-                if sigint.requested:
+                if stop.requested:
                     break
             bar.close()
             seconds = time.perf_counter() - start
@@ -344,9 +352,9 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                       f"loss_g {mean[1]:.4f}  D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  "
                       f"{seconds:.1f} s" + ("" if epoch_complete else "  (partial epoch)"),
                       flush=True)
-            done = sigint.requested or step >= total_steps
+            done = stop.requested or step >= total_steps
             if done or (epoch_complete and (epoch + 1) % config.save_every == 0):
                 save(step, epoch + 1 if epoch_complete else None)
-            if sigint.requested:
+            if stop.requested:
                 raise TrainingInterrupted(run_dir, step)
     return run_dir

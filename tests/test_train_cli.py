@@ -1,0 +1,128 @@
+"""`python -m mindgan.train` in real subprocesses: artifacts, bad flags, Ctrl-C and resume."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import imageio.v2 as imageio
+import pytest
+
+from helpers import REPO
+
+ENV = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1"}
+
+
+def run_train(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "mindgan.train", *map(str, args)], cwd=REPO,
+                          env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def test_smoke_run_writes_every_artifact(tmp_path):
+    out = tmp_path / "run"
+    proc = run_train("--device_target", "CPU", "--epochs", "1", "--max_steps", "20",
+                     "--output_dir", out)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    for rel in ("checkpoints/generator.ckpt", "checkpoints/discriminator.ckpt",
+                "checkpoints/last.ckpt", "samples/epoch_001.png", "losses.csv",
+                "loss_curve.png", "training.gif", "config.json"):
+        assert (out / rel).is_file(), rel
+    assert imageio.imread(out / "samples" / "epoch_001.png").shape == (456, 456)  # 5x5 of 28px, x3
+    curve = imageio.imread(out / "loss_curve.png")
+    assert curve.shape[:2] == (450, 800)
+    with open(out / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "step", "loss_d", "loss_g", "d_real", "d_fake"]
+    assert [int(r["step"]) for r in rows] == list(range(1, 21))
+    config = json.loads((out / "config.json").read_text())
+    assert config["batch_size"] == 128 and config["lr"] == 2e-4 and config["max_steps"] == 20
+    assert config["versions"]["device"] == "CPU"
+    assert {"mindgan", "mindspore", "numpy", "python"} <= config["versions"].keys()
+    assert "epoch   1/1  step     20" in proc.stdout
+    # The MindSpore log flood stays out unless --verbose.
+    assert "[WARNING]" not in proc.stderr and "[INFO]" not in proc.stderr
+
+
+def test_gif_has_one_frame_per_sampled_epoch(tmp_path):
+    out = tmp_path / "run"
+    proc = run_train("--device_target", "CPU", "--epochs", "3", "--subset", "256",
+                     "--batch_size", "64", "--output_dir", out, "--no_progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (out / "samples").iterdir()) == [
+        "epoch_001.png", "epoch_002.png", "epoch_003.png"]
+    assert len(imageio.mimread(out / "training.gif")) == 3
+    assert sorted(p.name for p in (out / "checkpoints").glob("generator_epoch_*.ckpt")) == [
+        "generator_epoch_001.ckpt", "generator_epoch_002.ckpt", "generator_epoch_003.ckpt"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch_size", "0"], "--batch_size must be positive"),
+    (["--batch_size", "60001"], "larger than the dataset (60000 images)"),
+    (["--epochs", "-1"], "--epochs must be positive"),
+    (["--epochs", "ten"], "--epochs must be a number"),
+    (["--lr", "-0.1"], "--lr must be positive"),
+    (["--beta1", "1.5"], "--beta1 must be in [0, 1)"),
+    (["--device_target", "TPU"], "invalid choice: 'TPU'"),
+    (["--device_target", "GPU"], "no usable GPU backend"),
+    (["--device_target", "Ascend"], "no usable Ascend backend"),
+    (["--resume", "/nonexistent/run"], "no checkpoints/last.ckpt there"),
+    (["--data_dir", "/nonexistent/mnist"], "MNIST train files not found"),
+])
+def test_bad_flags_exit_2_with_one_line(args, message):
+    proc = run_train(*args)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_existing_output_dir_is_not_overwritten(tmp_path):
+    (tmp_path / "keep.txt").write_text("precious")
+    proc = run_train("--output_dir", tmp_path, "--device_target", "CPU")
+    assert proc.returncode == 2 and "exists and is not empty" in proc.stderr
+    assert (tmp_path / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_help_explains_flags():
+    proc = run_train("--help")
+    assert proc.returncode == 0
+    for flag in ("--device_target", "--epochs", "--batch_size", "--latent_size", "--lr",
+                 "--beta1", "--beta2", "--seed", "--data_dir", "--output_dir", "--resume",
+                 "--save_every", "--max_steps", "--log_every", "--verbose", "--mode"):
+        assert flag in proc.stdout
+
+
+def test_sigint_saves_state_that_resumes(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mindgan.train", "--device_target", "CPU", "--epochs", "1000",
+         "--subset", "512", "--batch_size", "64", "--output_dir", str(out), "--no_progress"],
+        cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # wait until training is under way (one epoch done)
+        if line.startswith("epoch   1/1000"):
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert f"Resume with: python -m mindgan.train --resume {out}" in stdout
+    assert "Traceback" not in stderr
+
+    with open(out / "losses.csv", newline="") as f:
+        saved_steps = int(list(csv.DictReader(f))[-1]["step"])
+    epochs = saved_steps // 8 + 2  # 8 steps per epoch: finish the current one and one more
+    resumed = run_train("--resume", out, "--epochs", epochs, "--no_progress")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    with open(out / "losses.csv", newline="") as f:
+        steps = [int(r["step"]) for r in csv.DictReader(f)]
+    assert steps == list(range(1, epochs * 8 + 1))  # no gap, no repeat across the interruption
+
+
+def test_resume_refuses_changed_hyperparameters(tmp_path):
+    out = tmp_path / "run"
+    assert run_train("--device_target", "CPU", "--epochs", "1", "--subset", "128",
+                     "--batch_size", "64", "--output_dir", out, "--no_progress").returncode == 0
+    proc = run_train("--resume", out, "--lr", "0.1")
+    assert proc.returncode == 2 and "--lr 0.1 differs from the resumed run's 0.0002" in proc.stderr
