@@ -1,0 +1,162 @@
+"""Benchmark: one GAN training step (D update, then G update), and a full epoch.
+
+    python benchmarks/train_step.py [--device_target CPU] [--batch_size 128] [--steps 60]
+
+Times mindgan's compiled step (warm-up excluded, median over --steps), the graph compile
+time, a full epoch through `mindgan.training.train` (data, logging, sampling, checkpoints
+included) and peak host memory. If PyTorch is importable, the same networks and updates run
+eagerly in the same process and the table shows the ratio. A benchmark, not a test: the
+numbers depend on the machine and on what else it is doing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+os.environ.setdefault("GLOG_v", "3")
+
+
+def time_steps(run_step, steps: int, warmup: int) -> tuple[float, list[float]]:
+    """(first-call seconds, per-step seconds after `warmup` more calls)."""
+    start = time.perf_counter()
+    run_step(0)
+    first = time.perf_counter() - start
+    for i in range(warmup):
+        run_step(1 + i)
+    times = []
+    for i in range(steps):
+        start = time.perf_counter()
+        run_step(1 + warmup + i)
+        times.append(time.perf_counter() - start)
+    return first, times
+
+
+def bench_mindgan(images, batch_size, steps, warmup):
+    import mindspore as ms
+
+    from mindgan.data import batch_indices, to_model_range
+    from mindgan.training import TrainConfig, build_gan, latent_noise, make_train_step
+
+    config = TrainConfig(batch_size=batch_size)
+    step_fn = make_train_step(*build_gan(config))
+    dataset = ms.Tensor(to_model_range(images))
+    order = batch_indices(len(images), batch_size, 0, 0)
+
+    def run(i):
+        z = latent_noise(0, i, batch_size, config.latent_size)
+        step_fn(dataset, ms.Tensor(order[i % len(order)]), ms.Tensor(z)).asnumpy()
+
+    return time_steps(run, steps, warmup)
+
+
+def bench_epoch(images, batch_size):
+    from mindgan.training import TrainConfig, train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = TrainConfig(epochs=1, batch_size=batch_size, output_dir=os.path.join(tmp, "run"))
+        start = time.perf_counter()
+        train(config, images=images, progress=False)
+        return time.perf_counter() - start
+
+
+def bench_torch(images, batch_size, steps, warmup):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    g = nn.Sequential(nn.Linear(100, 128), nn.ReLU(),
+                      nn.Linear(128, 256), nn.BatchNorm1d(256), nn.ReLU(),
+                      nn.Linear(256, 512), nn.BatchNorm1d(512), nn.ReLU(),
+                      nn.Linear(512, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
+                      nn.Linear(1024, 784), nn.Tanh())
+    d = nn.Sequential(nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+                      nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())
+    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    bce = nn.BCELoss()
+    data = torch.from_numpy(images.reshape(len(images), 784).astype(np.float32) / 127.5 - 1)
+    ones, zeros = torch.ones(batch_size, 1), torch.zeros(batch_size, 1)
+    rng = np.random.default_rng(0)
+
+    def run(i):
+        real = data[torch.from_numpy(rng.integers(0, len(data), batch_size))]
+        z = torch.randn(batch_size, 100)
+        # The tutorial's D update: G(z) recomputed inside, as mindgan's step does.
+        opt_d.zero_grad()
+        loss_d = bce(d(real), ones) + bce(d(g(z).detach()), zeros)
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        loss_g = bce(d(g(z)), ones)
+        loss_g.backward()
+        opt_g.step()
+        float(loss_d), float(loss_g)
+
+    return time_steps(run, steps, warmup), torch.__version__, torch.get_num_threads()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device_target", default="CPU", choices=("auto", "CPU", "GPU", "Ascend"))
+    p.add_argument("--batch_size", type=int, default=128)
+    p.add_argument("--steps", type=int, default=60, help="timed steps (median reported)")
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps after the first")
+    p.add_argument("--no_epoch", action="store_true", help="skip the full-epoch timing")
+    p.add_argument("--no_torch", action="store_true", help="skip PyTorch even if installed")
+    args = p.parse_args(argv)
+
+    from mindgan.data import load_mnist
+    from mindgan.runtime import setup
+
+    images = load_mnist("train")[0]
+    device = setup(args.device_target, "graph")
+    rows = []
+    first, times = bench_mindgan(images, args.batch_size, args.steps, args.warmup)
+    ms_step = statistics.median(times)
+    rows.append(("mindgan step (median)", f"{ms_step * 1e3:.1f} ms",
+                 f"p10 {np.percentile(times, 10) * 1e3:.1f} / p90 {np.percentile(times, 90) * 1e3:.1f} ms"))
+    rows.append(("graph compile + first step", f"{first:.2f} s", ""))
+    steps_per_epoch = len(images) // args.batch_size
+    if not args.no_epoch:
+        epoch = bench_epoch(images, args.batch_size)
+        overhead = epoch / (steps_per_epoch * ms_step) - 1
+        rows.append(("full epoch (train())", f"{epoch:.1f} s",
+                     f"{steps_per_epoch} steps x median = {steps_per_epoch * ms_step:.1f} s; "
+                     f"overhead {overhead * 100:+.1f} % (compile included)"))
+    torch_line = None
+    if not args.no_torch:
+        try:
+            (t_first, t_times), t_version, threads = bench_torch(
+                images, args.batch_size, args.steps, args.warmup)
+            t_step = statistics.median(t_times)
+            rows.append((f"PyTorch {t_version} eager step (median)", f"{t_step * 1e3:.1f} ms",
+                         f"{threads} threads"))
+            torch_line = ms_step / t_step
+            rows.append(("ratio mindgan / PyTorch", f"{torch_line:.2f}", "<= 1.0 is the goal"))
+        except ImportError:
+            rows.append(("PyTorch", "not installed", "pip install torch to compare"))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append(("peak host memory (RSS)", f"{peak:.0f} MiB", ""))
+
+    import mindspore as ms
+
+    print(f"\nmindgan train-step benchmark: device {device}, batch {args.batch_size}, fp32, "
+          f"MindSpore {ms.__version__}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()})")
+    width = max(len(r[0]) for r in rows)
+    print(f"| {'what'.ljust(width)} | value | notes |\n|{'-' * (width + 2)}|---|---|")
+    for name, value, note in rows:
+        print(f"| {name.ljust(width)} | {value} | {note} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Export a trained generator for deployment: `python -m mindgan.export --ckpt PATH`.
+
+MINDIR is MindSpore's own deployment format (MindSpore Lite, `mindspore.load`); ONNX serves
+other runtimes. The exported graph maps z float32 `[N, latent]` to images `[N, 1, 28, 28]` in
+[-1, 1], with BatchNorm in inference mode and a free batch dimension where the format allows.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .runtime import DEVICES, quiet_mindspore
+
+FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
+
+__all__ = ["export_generator", "main"]
+
+
+def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
+                     batch_size: int | None = None) -> Path:
+    """Export the generator of `ckpt` (a path or a loaded Generator) to `out`; returns the file.
+
+    `batch_size` None exports a dynamic batch dimension (MINDIR); ONNX gets a fixed one
+    (default 1) since MindSpore's ONNX exporter takes only static shapes."""
+    import mindspore as ms
+
+    from .checkpoint import load_generator
+
+    file_format = file_format.upper()
+    if file_format not in FORMATS:
+        raise ValueError(f"unknown format {file_format!r} (choose from {', '.join(FORMATS)})")
+    net = ckpt if hasattr(ckpt, "construct") else load_generator(ckpt)
+    net.set_train(False)
+    if file_format == "ONNX" and batch_size is None:
+        batch_size = 1
+    if batch_size is None:
+        example = ms.Tensor(shape=[None, net.latent_size], dtype=ms.float32)
+    else:
+        example = ms.ops.zeros((batch_size, net.latent_size), ms.float32)
+    out = Path(out)
+    suffix = FORMATS[file_format]
+    # MindSpore appends the suffix itself; pass the name without it.
+    stem = out.with_suffix("") if out.suffix.lower() == suffix else out
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    ms.export(net, example, file_name=str(stem), file_format=file_format)
+    return stem.with_name(stem.name + suffix)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv=None) -> int:
+    p = _Parser(prog="python -m mindgan.export",
+                description="Export a generator checkpoint to MINDIR (MindSpore Lite, "
+                            "mindspore.load) or ONNX.")
+    p.add_argument("--ckpt", required=True, help="generator checkpoint (or a resume state)")
+    p.add_argument("--format", default="MINDIR", type=str.upper, choices=list(FORMATS),
+                   help="MINDIR (default; dynamic batch) or ONNX (fixed batch)")
+    p.add_argument("--out", help="output file (default: generator.mindir / generator.onnx)")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="fix the batch dimension (MINDIR default: dynamic; ONNX default: 1)")
+    p.add_argument("--device_target", choices=DEVICES, default="auto")
+    p.add_argument("--verbose", action="store_true", help="show MindSpore's own log lines")
+    args = p.parse_args(argv)
+    if args.batch_size is not None and args.batch_size < 1:
+        p.error(f"--batch_size must be positive, not {args.batch_size}")
+    if not Path(args.ckpt).is_file():
+        p.error(f"--ckpt {args.ckpt}: no such file")
+    quiet_mindspore(args.verbose)
+
+    from .checkpoint import CheckpointError
+    from .runtime import DeviceUnavailable, setup
+
+    out = args.out or f"generator{FORMATS[args.format]}"
+    try:
+        setup(args.device_target, "graph")
+        path = export_generator(args.ckpt, out, args.format, args.batch_size)
+    except (CheckpointError, DeviceUnavailable) as exc:
+        p.error(str(exc))
+    except (RuntimeError, TypeError, ValueError) as exc:  # MindSpore's exporter refused
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        p.error(f"--format {args.format}: MindSpore {__import__('mindspore').__version__} "
+                f"cannot export this network: {first}")
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

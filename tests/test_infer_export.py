@@ -1,0 +1,180 @@
+"""Inference and export: the Python API, the CLIs in subprocesses, bad input, MINDIR/ONNX."""
+import hashlib
+import os
+import subprocess
+import sys
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn
+
+import tutorial_reference
+from helpers import REPO, SHIPPED_MNIST
+from mindgan.checkpoint import atomic_save, load_generator
+from mindgan.data import load_mnist
+from mindgan.export import export_generator
+from mindgan.infer import generate, interpolate, slerp
+from mindgan.models import Discriminator, Generator
+from mindgan.training import TrainConfig, train
+
+ENV = {**os.environ, "GLOG_v": "3"}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A real (tiny) training run: its generator.ckpt and last.ckpt."""
+    images = load_mnist("train", SHIPPED_MNIST)[0][:512]
+    out = tmp_path_factory.mktemp("infer") / "run"
+    return train(TrainConfig(epochs=1, batch_size=64, seed=11, output_dir=str(out)),
+                 images=images, progress=False)
+
+
+def run_cli(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+def digest(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_generate_shapes_range_and_seed(run_dir):
+    ckpt = run_dir / "checkpoints" / "generator.ckpt"
+    a = generate(ckpt, 30, seed=3)
+    assert a.shape == (30, 1, 28, 28) and a.dtype == np.float32
+    assert a.min() >= -1 and a.max() <= 1
+    # Same noise whatever the batch size (matmul rounding may differ in the last bits).
+    np.testing.assert_allclose(a, generate(ckpt, 30, seed=3, batch_size=7), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(a, generate(ckpt, 30, seed=3))  # same seed, same bits
+    assert not np.array_equal(a, generate(ckpt, 30, seed=4))
+
+
+def test_resume_state_gives_the_same_generator(run_dir):
+    a = generate(run_dir / "checkpoints" / "generator.ckpt", 8, seed=1)
+    b = generate(run_dir / "checkpoints" / "last.ckpt", 8, seed=1)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_slerp_keeps_the_ends_and_the_norm():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(100), rng.standard_normal(100)
+    path = slerp(a, b, np.linspace(0, 1, 9))
+    np.testing.assert_allclose(path[0], a, rtol=1e-5)
+    np.testing.assert_allclose(path[-1], b, rtol=1e-5, atol=1e-6)
+    norms = np.linalg.norm(path, axis=1)
+    assert norms.min() > 0.9 * min(np.linalg.norm(a), np.linalg.norm(b))  # no dip through 0
+
+
+def test_cli_outputs_are_byte_identical_for_a_seed(run_dir, tmp_path):
+    ckpt = run_dir / "checkpoints" / "generator.ckpt"
+    outs = []
+    for tag in ("a", "b"):
+        d = tmp_path / tag
+        proc = run_cli("mindgan.infer", "--ckpt", ckpt, "--num", 12, "--seed", 5,
+                       "--out", d / "grid.png", "--npy", d / "x.npy", "--save_individual", d / "ind",
+                       "--batch_size", 5)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(d)
+    for rel in ("grid.png", "x.npy", "ind/00000.png", "ind/00011.png"):
+        assert digest(outs[0] / rel) == digest(outs[1] / rel), rel
+    x = np.load(outs[0] / "x.npy")
+    assert x.shape == (12, 1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_allclose(x, generate(ckpt, 12, seed=5), rtol=0, atol=1e-6)
+    assert len(list((outs[0] / "ind").iterdir())) == 12
+    single = imageio.imread(outs[0] / "ind" / "00003.png")
+    assert single.shape == (28, 28) and single.dtype == np.uint8
+    assert imageio.imread(outs[0] / "grid.png").shape == (3 * (3 * 30 + 2), 3 * (4 * 30 + 2))
+
+
+def test_cli_interpolation_gif(run_dir, tmp_path):
+    gif = tmp_path / "walk.gif"
+    proc = run_cli("mindgan.infer", "--ckpt", run_dir / "checkpoints" / "generator.ckpt",
+                   "--interpolate", 3, "--seed", 2, "--gif", gif)
+    assert proc.returncode == 0, proc.stderr
+    frames = imageio.mimread(gif)
+    assert len(frames) == 3 * 16
+
+
+def test_interpolation_is_continuous(run_dir):
+    frames = interpolate(run_dir / "checkpoints" / "generator.ckpt", 2, seed=0, steps=32)
+    steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3, 4))
+    ends = np.abs(frames[0] - frames[32]).mean()
+    assert steps.max() < ends  # neighbouring frames are closer than the two end points
+
+
+def test_tutorial_checkpoint_generates(tmp_path):
+    path = tmp_path / "Generator9.ckpt"
+    tutorial_reference.save_generator(path)
+    proc = run_cli("mindgan.infer", "--ckpt", path, "--num", 4, "--out", tmp_path / "g.png")
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing", "no such file"),
+    ("png", "not a readable MindSpore checkpoint"),
+    ("truncated", "not a readable MindSpore checkpoint"),
+    ("discriminator", "discriminator checkpoint"),
+    ("latent64", "latent size 64"),
+])
+def test_cli_bad_checkpoints(tmp_path, case, expected):
+    path = tmp_path / f"{case}.ckpt"
+    if case == "png":
+        imageio.imwrite(path.with_suffix(".png"), np.zeros((8, 8), np.uint8))
+        path = path.with_suffix(".png")
+    elif case == "truncated":
+        atomic_save(Generator(), path)
+        path.write_bytes(path.read_bytes()[:50_000])
+    elif case == "discriminator":
+        atomic_save(Discriminator(), path)
+    elif case == "latent64":
+        atomic_save(Generator(latent_size=64), path)
+    args = ["--ckpt", path, "--out", tmp_path / "o.png"]
+    proc = run_cli("mindgan.infer", *args)
+    if case == "latent64":  # a generator of another size is usable: it says which size it has
+        assert proc.returncode == 0, proc.stderr
+        proc = run_cli("mindgan.export", "--ckpt", path, "--out", tmp_path / "g.mindir")
+        assert proc.returncode == 0
+        net = load_generator(path)
+        assert net.latent_size == 64
+        with pytest.raises(ValueError, match=expected):
+            load_generator(path, latent_size=100)
+        return
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and str(path.name) in lines[0], proc.stderr
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_mindir_matches_checkpoint(run_dir, tmp_path):
+    ckpt = run_dir / "checkpoints" / "generator.ckpt"
+    proc = run_cli("mindgan.export", "--ckpt", ckpt, "--format", "MINDIR", "--out",
+                   tmp_path / "g.mindir")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("g.mindir")
+    graph = nn.GraphCell(ms.load(str(tmp_path / "g.mindir")))
+    net = load_generator(ckpt)
+    for n in (1, 9):  # the batch dimension is free
+        z = ms.Tensor(np.random.default_rng(n).standard_normal((n, 100)).astype(np.float32))
+        np.testing.assert_allclose(graph(z).asnumpy(), net(z).asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_onnx_matches_checkpoint(run_dir, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    ckpt = run_dir / "checkpoints" / "generator.ckpt"
+    path = export_generator(ckpt, tmp_path / "g.onnx", "ONNX", batch_size=4)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    z = np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)
+    (out,) = session.run(None, {session.get_inputs()[0].name: z})
+    expected = load_generator(ckpt)(ms.Tensor(z)).asnumpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_export_bad_format_is_one_line(run_dir):
+    proc = run_cli("mindgan.export", "--ckpt", run_dir / "checkpoints" / "generator.ckpt",
+                   "--format", "TFLITE")
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert "invalid choice" in proc.stderr
