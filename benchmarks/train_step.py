@@ -39,20 +39,21 @@ def time_steps(run_step, steps: int, warmup: int) -> tuple[float, list[float]]:
     return first, times
 
 
-def bench_mindgan(images, batch_size, steps, warmup):
+def bench_mindgan(images, batch_size, steps, warmup, device, patient=True):
     import mindspore as ms
 
     from mindgan.data import batch_indices, to_model_range
-    from mindgan.training import TrainConfig, build_gan, latent_noise, make_train_step
+    from mindgan.training import HostSync, TrainConfig, build_gan, latent_noise, make_train_step
 
     config = TrainConfig(batch_size=batch_size)
     step_fn = make_train_step(*build_gan(config))
     dataset = ms.Tensor(to_model_range(images))
     order = batch_indices(len(images), batch_size, 0, 0)
+    sync = HostSync(enabled=patient and device == "CPU")
 
     def run(i):
         z = latent_noise(0, i, batch_size, config.latent_size)
-        step_fn(dataset, ms.Tensor(order[i % len(order)]), ms.Tensor(z)).asnumpy()
+        sync.fetch(step_fn(dataset, ms.Tensor(order[i % len(order)]), ms.Tensor(z)))
 
     return time_steps(run, steps, warmup)
 
@@ -111,6 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=10, help="untimed steps after the first")
     p.add_argument("--no_epoch", action="store_true", help="skip the full-epoch timing")
     p.add_argument("--no_torch", action="store_true", help="skip PyTorch even if installed")
+    p.add_argument("--compare_sync", action="store_true",
+                   help="also time the step with MindSpore's plain (busy-waiting) result fetch")
     args = p.parse_args(argv)
 
     from mindgan.data import load_mnist
@@ -119,7 +122,11 @@ def main(argv=None) -> int:
     images = load_mnist("train")[0]
     device = setup(args.device_target, "graph")
     rows = []
-    first, times = bench_mindgan(images, args.batch_size, args.steps, args.warmup)
+    if args.compare_sync:
+        _, busy = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device, False)
+        rows.append(("step, busy-wait sync (before)", f"{statistics.median(busy) * 1e3:.1f} ms",
+                     f"p10 {np.percentile(busy, 10) * 1e3:.1f} / p90 {np.percentile(busy, 90) * 1e3:.1f} ms"))
+    first, times = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device)
     ms_step = statistics.median(times)
     rows.append(("mindgan step (median)", f"{ms_step * 1e3:.1f} ms",
                  f"p10 {np.percentile(times, 10) * 1e3:.1f} / p90 {np.percentile(times, 90) * 1e3:.1f} ms"))
