@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.request
 import warnings
 import zlib
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+
+from .fileio import atomic_output
 
 __all__ = [
     "IdxFormatError", "read_idx", "load_mnist", "find_mnist", "download_mnist",
@@ -249,24 +250,19 @@ def download_mnist(dest_dir: str | os.PathLike, mirrors: Sequence[str] | None = 
             problems = []
             for mirror in mirrors:
                 url = mirror.rstrip("/") + "/" + final.name
-                fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", dir=dest_dir)
-                os.close(fd)
-                tmp = Path(tmp_name)
                 try:
-                    _fetch(url, tmp, timeout)
-                    digest = _raw_sha256(tmp)
-                    if digest != RAW_SHA256[name]:
-                        raise OSError(f"content SHA-256 {digest[:12]}… does not match the "
-                                      f"known {RAW_SHA256[name][:12]}…")
-                    os.replace(tmp, final)
+                    with atomic_output(final) as tmp:  # renamed into place only if verified
+                        _fetch(url, tmp, timeout)
+                        digest = _raw_sha256(tmp)
+                        if digest != RAW_SHA256[name]:
+                            raise OSError(f"content SHA-256 {digest[:12]}… does not match the "
+                                          f"known {RAW_SHA256[name][:12]}…")
                     written.append(final)
                     break
                 except (OSError, IdxFormatError, ValueError) as exc:
                     problems.append(f"{url}: {exc}")
                     warnings.warn(f"skipping mirror {mirror} for {final.name}: {exc}",
                                   stacklevel=2)
-                finally:
-                    tmp.unlink(missing_ok=True)
             else:
                 raise OSError(f"no mirror served a valid {final.name} "
                               f"({'; '.join(problems) or 'no mirrors given'})")

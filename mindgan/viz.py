@@ -45,12 +45,12 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = No
 def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[float],
                 path: str | os.PathLike, steps_per_epoch: int | None = None) -> Path:
     """Per-step losses (faint) with an exponentially smoothed line each; epochs on a top axis."""
-    import matplotlib
+    # A bare Figure, not pyplot: no GUI backend needed, and the caller's backend (a
+    # notebook's inline one, say) is left alone.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    ax = fig.subplots()
     for values, label, color in ((loss_d, "discriminator", "tab:blue"),
                                  (loss_g, "generator", "tab:orange")):
         ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
@@ -68,7 +68,6 @@ def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return Path(path)
 
 
