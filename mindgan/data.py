@@ -315,10 +315,11 @@ def iterate_batches(images: np.ndarray, batch_size: int = 128, seed: int = 0, ep
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m mindgan.data`: check the data (print shapes) or download it."""
-    import argparse
     import time
 
-    parser = argparse.ArgumentParser(
+    from .cli import Parser
+
+    parser = Parser(
         prog="python -m mindgan.data",
         description="Check that MNIST is found and parses (prints shapes, label counts and "
                     "where the files are), or download it into a folder.")

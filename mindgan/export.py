@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cli import Parser, positive
 from .runtime import DEVICES, quiet_mindspore
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
@@ -47,26 +48,19 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     return stem.with_name(stem.name + suffix)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def main(argv=None) -> int:
-    p = _Parser(prog="python -m mindgan.export",
-                description="Export a generator checkpoint to MINDIR (MindSpore Lite, "
-                            "mindspore.load) or ONNX.")
+    p = Parser(prog="python -m mindgan.export",
+               description="Export a generator checkpoint to MINDIR (MindSpore Lite, "
+                           "mindspore.load) or ONNX.")
     p.add_argument("--ckpt", required=True, help="generator checkpoint (or a resume state)")
     p.add_argument("--format", default="MINDIR", type=str.upper, choices=list(FORMATS),
                    help="MINDIR (default; dynamic batch) or ONNX (fixed batch)")
     p.add_argument("--out", help="output file (default: generator.mindir / generator.onnx)")
-    p.add_argument("--batch_size", type=int, default=None,
+    p.add_argument("--batch_size", type=positive("batch_size"), default=None,
                    help="fix the batch dimension (MINDIR default: dynamic; ONNX default: 1)")
     p.add_argument("--device_target", choices=DEVICES, default="auto")
     p.add_argument("--verbose", action="store_true", help="show MindSpore's own log lines")
     args = p.parse_args(argv)
-    if args.batch_size is not None and args.batch_size < 1:
-        p.error(f"--batch_size must be positive, not {args.batch_size}")
     if not Path(args.ckpt).is_file():
         p.error(f"--ckpt {args.ckpt}: no such file")
     quiet_mindspore(args.verbose)

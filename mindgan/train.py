@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from .cli import Parser, non_negative, positive, unit_interval
 from .runtime import DEVICES, quiet_mindspore
 
 EXAMPLES = """examples:
@@ -22,70 +23,39 @@ resuming, generator_epoch_XXX.ckpt snapshots), samples/epoch_XXX.png, losses.csv
 loss_curve.png, training.gif and config.json."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage dump: exit status 2 as argparse does
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive(name, minimum=1):
-    """An argparse type: an int (a float for --lr) that is at least `minimum` (> 0 for --lr)."""
-    def parse(text):
-        try:
-            value = float(text) if name == "lr" else int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name} must be a number, not {text!r}") from None
-        if (value <= 0) if name == "lr" else (value < minimum):
-            what = "positive" if minimum > 0 else "zero or more"
-            raise argparse.ArgumentTypeError(f"--{name} must be {what}, not {text}")
-        return value
-    return parse
-
-
-def _unit_interval(name):
-    def parse(text):
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name} must be a number, not {text!r}") from None
-        if not 0.0 <= value < 1.0:
-            raise argparse.ArgumentTypeError(f"--{name} must be in [0, 1), not {text}")
-        return value
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m mindgan.train", epilog=EXAMPLES,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Train the MindSpore tutorial's MLP GAN (GAN图像生成) on MNIST. "
-                            "Defaults are the tutorial's.")
+    p = Parser(prog="python -m mindgan.train", epilog=EXAMPLES,
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               description="Train the MindSpore tutorial's MLP GAN (GAN图像生成) on MNIST. "
+                           "Defaults are the tutorial's.")
     # default=None everywhere: with --resume, only flags actually given override the saved run.
     a = p.add_argument
     a("--device_target", choices=DEVICES, default=None,
       help="where to train; auto (default) picks GPU, then Ascend, then CPU and logs the choice")
-    a("--epochs", type=_positive("epochs"), default=None,
+    a("--epochs", type=positive("epochs"), default=None,
       help="total number of epochs, counting those already done when resuming (default 200)")
-    a("--batch_size", type=_positive("batch_size"), default=None,
+    a("--batch_size", type=positive("batch_size"), default=None,
       help="images per step (default 128: 468 steps per epoch; the last partial batch is dropped)")
-    a("--latent_size", type=_positive("latent_size"), default=None,
+    a("--latent_size", type=positive("latent_size"), default=None,
       help="length of the noise vector z (default 100)")
-    a("--lr", type=_positive("lr"), default=None, help="Adam learning rate for both nets (default 2e-4)")
-    a("--beta1", type=_unit_interval("beta1"), default=None, help="Adam beta1 (default 0.5)")
-    a("--beta2", type=_unit_interval("beta2"), default=None, help="Adam beta2 (default 0.999)")
-    a("--seed", type=_positive("seed", minimum=0), default=None,
+    a("--lr", type=positive("lr", float), default=None, help="Adam learning rate for both nets (default 2e-4)")
+    a("--beta1", type=unit_interval("beta1"), default=None, help="Adam beta1 (default 0.5)")
+    a("--beta2", type=unit_interval("beta2"), default=None, help="Adam beta2 (default 0.999)")
+    a("--seed", type=non_negative("seed"), default=None,
       help="seed for weights, data order and noise (default 0); same seed, same run on CPU")
     a("--data_dir", default=None,
       help="folder with the MNIST IDX files (default: $MINDGAN_DATA, else the repository's data/mnist)")
-    a("--subset", type=_positive("subset"), default=None,
+    a("--subset", type=positive("subset"), default=None,
       help="train on the first N images only (quick experiments)")
     a("--output_dir", default=None,
       help="run folder (default: a new runs/YYYYmmdd-HHMMSS); an existing non-empty one is refused")
     a("--resume", metavar="DIR", default=None,
       help="continue the run in DIR exactly where its last checkpoint left it")
-    a("--save_every", type=_positive("save_every"), default=None,
+    a("--save_every", type=positive("save_every"), default=None,
       help="write checkpoints and a generator snapshot every N epochs (default 1, as the tutorial)")
-    a("--max_steps", type=_positive("max_steps"), default=None,
+    a("--max_steps", type=positive("max_steps"), default=None,
       help="stop after this many steps in total, saving everything (smoke tests)")
-    a("--log_every", type=_positive("log_every"), default=None,
+    a("--log_every", type=positive("log_every"), default=None,
       help="refresh the progress bar's losses every N steps (default 10)")
     a("--mode", choices=("graph", "pynative"), default=None,
       help="graph (default): the step compiled by mindspore.jit; pynative: eager, for debugging")

@@ -26,7 +26,7 @@ from mindspore import nn, ops
 from . import __version__
 from .checkpoint import atomic_save, load_state, save_state
 from .data import batch_indices, load_mnist, to_model_range
-from .fileio import write_text
+from .fileio import atomic_output, write_text
 from .models import Discriminator, Generator
 from .viz import plot_losses, save_gif, save_grid
 
@@ -167,7 +167,7 @@ class HostSync:
     On an accelerator the spin costs the kernels nothing and `fetch` just syncs.
     """
 
-    GAIN, TARGET, MAX = 0.1, 0.002, 1.0
+    GAIN, TARGET, MAX, BACKOFF = 0.1, 0.002, 1.0, 0.9
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -182,7 +182,12 @@ class HostSync:
         start = time.perf_counter()
         value = result.asnumpy()
         spin = time.perf_counter() - start
-        self.sleep = min(self.MAX, max(0.0, self.sleep + self.GAIN * (spin - self.TARGET)))
+        if spin < self.TARGET:
+            # Ready before we asked: we may have overslept by any amount, so back off
+            # geometrically (a slow step must not leave a long sleep behind).
+            self.sleep *= self.BACKOFF
+        else:
+            self.sleep = min(self.MAX, self.sleep + self.GAIN * (spin - self.TARGET))
         return value
 
 
@@ -256,8 +261,6 @@ def _read_log(path: Path, upto_step: int) -> list[dict]:
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
-    from .fileio import atomic_output
-
     with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, LOG_COLUMNS)
         writer.writeheader()
@@ -329,15 +332,16 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
-    def save(step_now: int, epoch_done: int | None) -> None:
-        """Everything on disk consistent with `step_now`: log, plots, checkpoints."""
+    def save(step_now: int, epoch_done: int | None, final: bool) -> None:
+        """Everything on disk consistent with `step_now`: log, plots, checkpoints. The GIF
+        only when the run stops: re-encoding every frame each epoch grew to seconds."""
         _write_log(run_dir / "losses.csv", log_rows)
         if log_rows:
             plot_losses([int(r["step"]) for r in log_rows], [float(r["loss_d"]) for r in log_rows],
                         [float(r["loss_g"]) for r in log_rows], run_dir / "loss_curve.png",
                         steps_per_epoch)
         frames = sorted(sample_dir.glob("epoch_*.png"))
-        if frames:
+        if final and frames:
             save_gif(frames, run_dir / "training.gif")
         atomic_save(net_g, ckpt_dir / "generator.ckpt")
         atomic_save(net_d, ckpt_dir / "discriminator.ckpt")
@@ -385,7 +389,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                       flush=True)
             done = stop.requested or step >= total_steps
             if done or (epoch_complete and (epoch + 1) % config.save_every == 0):
-                save(step, epoch + 1 if epoch_complete else None)
+                save(step, epoch + 1 if epoch_complete else None, final=done)
             if stop.requested:
                 raise TrainingInterrupted(run_dir, step)
     return run_dir

@@ -83,6 +83,7 @@ def test_cli_outputs_are_byte_identical_for_a_seed(run_dir, tmp_path):
     x = np.load(outs[0] / "x.npy")
     assert x.shape == (12, 1, 28, 28) and x.dtype == np.float32
     np.testing.assert_allclose(x, generate(ckpt, 12, seed=5), rtol=0, atol=1e-6)
+    assert x.min() >= -1.0 and x.max() <= 1.0  # exactly, though Tanh on CPU overshoots by ~1e-5
     assert len(list((outs[0] / "ind").iterdir())) == 12
     single = imageio.imread(outs[0] / "ind" / "00003.png")
     assert single.shape == (28, 28) and single.dtype == np.uint8

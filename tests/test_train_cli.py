@@ -61,7 +61,7 @@ def test_gif_has_one_frame_per_sampled_epoch(tmp_path):
     (["--batch_size", "0"], "--batch_size must be positive"),
     (["--batch_size", "60001"], "larger than the dataset (60000 images)"),
     (["--epochs", "-1"], "--epochs must be positive"),
-    (["--epochs", "ten"], "--epochs must be a number"),
+    (["--epochs", "ten"], "--epochs must be an integer"),
     (["--lr", "-0.1"], "--lr must be positive"),
     (["--beta1", "1.5"], "--beta1 must be in [0, 1)"),
     (["--device_target", "TPU"], "invalid choice: 'TPU'"),
