@@ -17,7 +17,7 @@ from .fileio import atomic_output
 from .models import Generator
 
 __all__ = ["CheckpointError", "atomic_save", "save_state", "load_state", "read_checkpoint",
-           "generator_weights", "load_generator"]
+           "generator_weights", "load_generator", "as_generator"]
 
 
 class CheckpointError(ValueError):
@@ -125,3 +125,8 @@ def load_generator(path: str | os.PathLike, latent_size: int | None = None) -> G
         p.set_data(ms.Tensor(weights[_canonical(p.name)].asnumpy()))
     net.set_train(False)
     return net
+
+
+def as_generator(ckpt) -> Generator:
+    """`ckpt` itself if it is already a loaded Generator, else `load_generator(ckpt)`."""
+    return ckpt if isinstance(ckpt, Generator) else load_generator(ckpt)

@@ -26,12 +26,12 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     (default 1) since MindSpore's ONNX exporter takes only static shapes."""
     import mindspore as ms
 
-    from .checkpoint import load_generator
+    from .checkpoint import as_generator
 
     file_format = file_format.upper()
     if file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r} (choose from {', '.join(FORMATS)})")
-    net = ckpt if hasattr(ckpt, "construct") else load_generator(ckpt)
+    net = as_generator(ckpt)
     net.set_train(False)
     if file_format == "ONNX" and batch_size is None:
         batch_size = 1

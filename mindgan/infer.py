@@ -18,12 +18,6 @@ from .runtime import DEVICES, quiet_mindspore
 __all__ = ["generate", "iter_generate", "slerp", "interpolate", "main"]
 
 
-def _as_generator(ckpt, latent_size=None):
-    from .checkpoint import load_generator
-
-    return ckpt if hasattr(ckpt, "construct") else load_generator(ckpt, latent_size)
-
-
 def iter_generate(ckpt, num: int, seed: int | None = None, batch_size: int = 1000,
                   ) -> Iterator[np.ndarray]:
     """Yield `num` generated images in batches: float32 `[b, 1, 28, 28]` in [-1, 1].
@@ -35,7 +29,9 @@ def iter_generate(ckpt, num: int, seed: int | None = None, batch_size: int = 100
     """
     import mindspore as ms
 
-    net = _as_generator(ckpt)
+    from .checkpoint import as_generator
+
+    net = as_generator(ckpt)
     net.set_train(False)
     rng = np.random.default_rng(seed)
     for start in range(0, num, batch_size):
@@ -73,7 +69,9 @@ def interpolate(ckpt, points: int, seed: int | None = None, steps: int = 16,
 
     if points < 2:
         raise ValueError(f"interpolation needs at least 2 points, not {points}")
-    net = _as_generator(ckpt)
+    from .checkpoint import as_generator
+
+    net = as_generator(ckpt)
     net.set_train(False)
     rng = np.random.default_rng(seed)
     anchors = rng.standard_normal((walks, points, net.latent_size))
