@@ -7,7 +7,42 @@ from mindspore import nn, ops
 IMG_SIZE = 28
 IMG_SHAPE = (1, IMG_SIZE, IMG_SIZE)
 
-__all__ = ["Generator", "Discriminator", "IMG_SHAPE", "count_params"]
+__all__ = ["Generator", "Discriminator", "BatchNorm1d", "LeakyReLU", "IMG_SHAPE", "count_params"]
+
+
+class BatchNorm1d(nn.BatchNorm1d):
+    """`nn.BatchNorm1d` with the same parameters and results (to float rounding), whose
+    training-mode forward is written in sums and elementwise ops. x float32 `[N, C]`.
+
+    MindSpore 2.10's fused BatchNorm kernel on CPU costs about 2 µs per channel (2 ms for
+    `[128, 1024]`, a quarter of the training step); these ops compile to the same math in a
+    fraction of that, on any device. Inference mode is the parent's fused kernel, so exported
+    graphs keep a plain BatchNorm node. Like the parent: normalises with the biased batch
+    variance and updates the running variance with the unbiased one.
+    """
+
+    def construct(self, x):
+        if not self.training:
+            return super().construct(x)
+        n = x.shape[0]
+        # sum * (1/n), not mean: ReduceMean over the batch axis is several times slower on CPU.
+        mean = x.sum(0) * (1.0 / n)
+        centred = x - mean
+        var = (centred * centred).sum(0) * (1.0 / n)
+        m = self.momentum  # MindSpore stores 1 - momentum: the weight of the new batch
+        ops.assign(self.moving_mean, self.moving_mean * (1.0 - m) + ops.stop_gradient(mean) * m)
+        ops.assign(self.moving_variance, self.moving_variance * (1.0 - m)
+                   + ops.stop_gradient(var) * (m * n / (n - 1)))
+        return centred * (ops.rsqrt(var + self.eps) * self.gamma) + self.beta
+
+
+class LeakyReLU(nn.LeakyReLU):
+    """`nn.LeakyReLU` as relu(x) - alpha * relu(-x): the same values and gradients bit for bit
+    (except the subgradient at exactly 0), but the gradient is two ReLU masks instead of the
+    Maximum gradient's Select/compare chain, which costs 2-3x more on CPU."""
+
+    def construct(self, x):
+        return ops.relu(x) - self.alpha * ops.relu(-x)
 
 
 class Generator(nn.Cell):
@@ -25,7 +60,7 @@ class Generator(nn.Cell):
         self.model.append(nn.ReLU())
         for width_in, width_out in ((128, 256), (256, 512), (512, 1024)):
             self.model.append(nn.Dense(width_in, width_out))
-            self.model.append(nn.BatchNorm1d(width_out))
+            self.model.append(BatchNorm1d(width_out))
             self.model.append(nn.ReLU())
         self.model.append(nn.Dense(1024, IMG_SIZE * IMG_SIZE))
         self.model.append(nn.Tanh())
@@ -46,8 +81,8 @@ class Discriminator(nn.Cell):
     def __init__(self):
         super().__init__()
         self.model = nn.SequentialCell(
-            nn.Dense(IMG_SIZE * IMG_SIZE, 512), nn.LeakyReLU(0.2),
-            nn.Dense(512, 256), nn.LeakyReLU(0.2),
+            nn.Dense(IMG_SIZE * IMG_SIZE, 512), LeakyReLU(0.2),
+            nn.Dense(512, 256), LeakyReLU(0.2),
             nn.Dense(256, 1), nn.Sigmoid(),
         )
         self.update_parameters_name("discriminator.")

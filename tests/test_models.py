@@ -67,3 +67,31 @@ def test_other_latent_size():
     g = Generator(latent_size=16)
     g.set_train(False)
     assert g(ms.Tensor(np.zeros((2, 16), np.float32))).shape == (2, 1, 28, 28)
+
+
+def test_fast_layers_compute_what_the_stock_layers_compute():
+    """models.LeakyReLU is bit-identical to nn.LeakyReLU, values and gradients; models.BatchNorm1d
+    matches nn.BatchNorm1d in training mode (output, gradients, running statistics) and is the
+    stock kernel in inference mode."""
+    import numpy as np
+    import mindspore as ms
+    from mindgan.models import BatchNorm1d, LeakyReLU
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 32)).astype(np.float32)  # no exact 0: there the two pick
+    # different subgradients (0 and 1), which a Dense layer's output never hits in practice
+    w = ms.Tensor(rng.standard_normal((64, 32)).astype(np.float32))
+    for ours, stock, exact in ((LeakyReLU(0.2), nn.LeakyReLU(0.2), True),
+                               (BatchNorm1d(32), nn.BatchNorm1d(32), False)):
+        results = []
+        for layer in (ours, stock):
+            layer.set_train(True)
+            value, grad = ms.value_and_grad(lambda t, layer=layer: (layer(t) * w).sum())(ms.Tensor(x))
+            stats = [p.asnumpy() for p in layer.get_parameters() if not p.requires_grad]
+            layer.set_train(False)
+            results.append([layer(ms.Tensor(x)).asnumpy(), grad.asnumpy(), *stats])
+        for a, b in zip(*results):
+            if exact:
+                np.testing.assert_array_equal(a, b)
+            else:
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -70,6 +70,44 @@ def test_pynative_step_matches_compiled_step(digits):
         np.testing.assert_allclose(value, results[False][1][name], rtol=1e-3, atol=1e-5)
 
 
+def _model_key(name):
+    """'generator.model.3.gamma', 'generatormodel.3.gamma' -> 'model.3.gamma'."""
+    return name[name.index("model."):]
+
+
+def test_step_matches_the_tutorials_own_step(digits):
+    """Oracle: the tutorial's nets (stock nn.BatchNorm1d, nn.LeakyReLU) and its step, from the
+    same weights and data, give the same losses, weights and BatchNorm running statistics
+    (mindgan's layers are rewritten for speed, and its graph computes G(z) once)."""
+    import tutorial_reference as tut
+
+    net_g, net_d, opt_g, opt_d = build_gan(TrainConfig(seed=6))
+    t_g, t_d, t_opt_g, t_opt_d = tut.build()
+    for ours, theirs in ((net_g, t_g), (net_d, t_d)):
+        weights = {_model_key(p.name): p.asnumpy() for p in ours.get_parameters()}
+        for p in theirs.get_parameters():
+            p.set_data(ms.Tensor(weights[_model_key(p.name)]))
+    t_g.set_train(True)  # as the tutorial does before its loop
+    t_d.set_train(True)
+    step = make_train_step(net_g, net_d, opt_g, opt_d)
+    t_step = ms.jit(tut.make_train_step(t_g, t_d, t_opt_g, t_opt_d))
+
+    images = ms.Tensor(to_model_range(digits))
+    rng = np.random.default_rng(6)
+    for _ in range(3):
+        idx = rng.permutation(len(digits))[:64].astype(np.int32)
+        z = ms.Tensor(rng.standard_normal((64, 100)).astype(np.float32))
+        loss_d, loss_g = step(images, ms.Tensor(idx), z).asnumpy()[:2]
+        t_loss_d, t_loss_g = t_step(ms.Tensor(to_model_range(digits[idx])), z)
+        np.testing.assert_allclose([loss_d, loss_g], [t_loss_d.asnumpy(), t_loss_g.asnumpy()],
+                                   rtol=1e-5)
+    for ours, theirs in ((net_g, t_g), (net_d, t_d)):
+        expected = {_model_key(p.name): p.asnumpy() for p in theirs.get_parameters()}
+        for p in ours.get_parameters():  # weights, biases, gamma/beta, running mean/variance
+            np.testing.assert_allclose(p.asnumpy(), expected[_model_key(p.name)],
+                                       rtol=1e-4, atol=1e-6, err_msg=p.name)
+
+
 def test_sampling_uses_batchnorm_statistics_and_restores_training_mode():
     net_g, *_ = build_gan(TrainConfig(seed=5))
     z = np.random.default_rng(5).standard_normal((25, 100)).astype(np.float32)
@@ -110,6 +148,16 @@ def test_resume_continues_exactly(tmp_path, digits):
     # Both optimizers' state is in the resume file, under unique names.
     assert {"optim_g.global_step", "optim_d.global_step", "optim_g.beta1_power"} <= wa.keys()
     assert any(k.startswith("optim_d.moment1.") for k in wa)
+
+
+def test_log_reader_drops_unsaved_rows_and_a_line_cut_short(tmp_path):
+    from mindgan.training import LOG_COLUMNS, _read_log
+
+    path = tmp_path / "losses.csv"
+    lines = [",".join(LOG_COLUMNS)] + [f"1,{s},1.2,0.9,0.6,0.4" for s in range(1, 6)]
+    path.write_text("\n".join(lines) + "\n1,6,1.2,0.")  # a crash in the middle of an append
+    assert [int(r["step"]) for r in _read_log(path, 4)] == [1, 2, 3, 4]
+    assert [int(r["step"]) for r in _read_log(path, 99)] == [1, 2, 3, 4, 5]
 
 
 def test_nan_loss_stops_and_leaves_checkpoints_untouched(tmp_path, digits):

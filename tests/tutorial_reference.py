@@ -67,3 +67,37 @@ def save_generator(path):
     net_g, *_ = build()
     ms.save_checkpoint(net_g, str(path))
     return net_g
+
+
+def make_train_step(net_g, net_d, optimizer_g, optimizer_d):
+    """The tutorial's training step, as its notebook writes it (D first, then G)."""
+    loss = nn.BCELoss(reduction='mean')
+
+    def generator_forward(test_noises):
+        fake_data = net_g(test_noises)
+        fake_out = net_d(fake_data)
+        loss_g = loss(fake_out, ops.ones_like(fake_out))
+        return loss_g
+
+    def discriminator_forward(real_data, test_noises):
+        fake_data = net_g(test_noises)
+        fake_out = net_d(fake_data)
+        real_out = net_d(real_data)
+        real_loss = loss(real_out, ops.ones_like(real_out))
+        fake_loss = loss(fake_out, ops.zeros_like(fake_out))
+        loss_d = real_loss + fake_loss
+        return loss_d
+
+    grad_g = ms.value_and_grad(generator_forward, None, net_g.trainable_params())
+    grad_d = ms.value_and_grad(discriminator_forward, None, net_d.trainable_params())
+
+    def train_step(real_data, latent_code):
+        real_data = ops.stop_gradient(real_data)
+        latent_code = ops.stop_gradient(latent_code)
+        loss_d, grads_d = grad_d(real_data, latent_code)
+        optimizer_d(grads_d)
+        loss_g, grads_g = grad_g(latent_code)
+        optimizer_g(grads_g)
+        return loss_d, loss_g
+
+    return train_step
