@@ -253,11 +253,18 @@ class _StopRequest:
 
 
 def _read_log(path: Path, upto_step: int) -> list[dict]:
-    """losses.csv rows with step <= upto_step (later rows belong to a lost, unsaved stretch)."""
+    """losses.csv rows with step <= upto_step (later rows belong to a lost, unsaved stretch;
+    a line cut short by a crash during an append is dropped too)."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if int(row["step"]) <= upto_step]
+        rows = []
+        for row in csv.DictReader(f):
+            if any(row.get(c) in (None, "") for c in LOG_COLUMNS):
+                continue
+            if int(row["step"]) <= upto_step:
+                rows.append(row)
+        return rows
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
@@ -265,6 +272,12 @@ def _write_log(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(f, LOG_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+def _append_log(path: Path, rows: list[dict]) -> None:
+    """Append rows: rewriting the whole log each epoch grew to 0.2 s late in a long run."""
+    with open(path, "a", newline="") as f:
+        csv.DictWriter(f, LOG_COLUMNS).writerows(rows)
 
 
 def new_run_dir(root: str | Path = "runs") -> Path:
@@ -323,6 +336,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
         state = load_state(ckpt_dir / "last.ckpt", cells)
         step, noise_fixed = state["step"], state["fixed_noise"]
     log_rows = _read_log(run_dir / "losses.csv", step)
+    _write_log(run_dir / "losses.csv", log_rows)  # drops rows of an unsaved stretch
+    logged = len(log_rows)
     record = {**dataclasses.asdict(config), "versions": _versions(device)}
     write_text(run_dir / "config.json", json.dumps(record, indent=2) + "\n")
 
@@ -335,7 +350,9 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     def save(step_now: int, epoch_done: int | None, final: bool) -> None:
         """Everything on disk consistent with `step_now`: log, plots, checkpoints. The GIF
         only when the run stops: re-encoding every frame each epoch grew to seconds."""
-        _write_log(run_dir / "losses.csv", log_rows)
+        nonlocal logged
+        _append_log(run_dir / "losses.csv", log_rows[logged:])
+        logged = len(log_rows)
         if log_rows:
             plot_losses([int(r["step"]) for r in log_rows], [float(r["loss_d"]) for r in log_rows],
                         [float(r["loss_g"]) for r in log_rows], run_dir / "loss_curve.png",

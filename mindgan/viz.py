@@ -43,19 +43,25 @@ def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = No
 
 
 def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[float],
-                path: str | os.PathLike, steps_per_epoch: int | None = None) -> Path:
-    """Per-step losses (faint) with an exponentially smoothed line each; epochs on a top axis."""
+                path: str | os.PathLike, steps_per_epoch: int | None = None,
+                max_points: int = 2000) -> Path:
+    """Per-step losses (faint) with an exponentially smoothed line each; epochs on a top axis.
+    Long runs are drawn through every k-th step (at most `max_points` per line): drawing all
+    93,600 steps of a 200-epoch run took 0.5-2.6 s, redrawn after every epoch."""
     # A bare Figure, not pyplot: no GUI backend needed, and the caller's backend (a
     # notebook's inline one, say) is left alone.
     from matplotlib.figure import Figure
 
+    stride = max(1, -(-len(steps) // max_points))
+    x = np.asarray(steps)[::stride]
     fig = Figure(figsize=(8, 4.5), dpi=100)
     ax = fig.subplots()
     for values, label, color in ((loss_d, "discriminator", "tab:blue"),
                                  (loss_g, "generator", "tab:orange")):
-        ax.plot(steps, values, color=color, alpha=0.25, linewidth=0.6)
-        ax.plot(steps, _ema(values, span=max(5, len(values) // 50)), color=color,
-                linewidth=1.6, label=f"{label} loss (smoothed)")
+        values = np.asarray(values, dtype=np.float64)
+        ax.plot(x, values[::stride], color=color, alpha=0.25, linewidth=0.6)
+        smooth = _ema(values, span=max(5, len(values) // 50))  # smoothed over every step
+        ax.plot(x, smooth[::stride], color=color, linewidth=1.6, label=f"{label} loss (smoothed)")
     ax.set_xlabel("training step")
     ax.set_ylabel("BCE loss")
     ax.set_title("GAN training losses")
@@ -71,11 +77,11 @@ def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[
     return Path(path)
 
 
-def _ema(values: Sequence[float], span: int) -> np.ndarray:
+def _ema(values: np.ndarray, span: int) -> np.ndarray:
     alpha = 2.0 / (span + 1.0)
     out = np.empty(len(values))
     acc = values[0] if len(values) else 0.0
-    for i, v in enumerate(values):
+    for i, v in enumerate(values.tolist()):
         acc = alpha * v + (1 - alpha) * acc
         out[i] = acc
     return out
