@@ -73,16 +73,16 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def fid(stats_a, stats_b) -> float:
     """Fréchet distance between two Gaussians (mu, cov):
     |mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2))."""
-    from scipy import linalg
-
     (mu_a, cov_a), (mu_b, cov_b) = stats_a, stats_b
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():  # singular product: nudge both (as the reference FID does)
-        eps = 1e-6 * np.eye(len(cov_a))
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = np.real(covmean)
+    # Tr (C_a C_b)^(1/2) = Tr (S C_b S)^(1/2) with S = C_a^(1/2): a symmetric PSD matrix, so its
+    # eigenvalues are real and >= 0 (up to rounding). Unlike a general sqrtm of C_a C_b this
+    # stays exact and quiet when a feature never fires and a covariance is singular.
+    vals, vecs = np.linalg.eigh(cov_a)
+    root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+    inner = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_covmean = np.sqrt(np.clip(inner, 0, None)).sum()
     diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_covmean)
 
 
 def mode_coverage(probs: np.ndarray) -> dict:

@@ -62,6 +62,21 @@ def test_fid_known_answers():
     assert wider == pytest.approx(8 * (1 - 2) ** 2, rel=0.05)  # Tr(C + 4C - 4C) = Tr(C)
 
 
+def test_fid_closed_form_for_commuting_and_singular_covariances():
+    """C_a = Q diag(a) Q^T, C_b = Q diag(b) Q^T commute, so the distance is
+    |mu_a - mu_b|^2 + sum (sqrt(a_i) - sqrt(b_i))^2; zeros make both singular, as a feature
+    that never fires does."""
+    rng = np.random.default_rng(4)
+    q, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    a, b = rng.uniform(0.1, 3, 12), rng.uniform(0.1, 3, 12)
+    a[:3] = 0
+    b[1:4] = 0
+    mu_a, mu_b = rng.normal(size=12), rng.normal(size=12)
+    got = fid((mu_a, q @ np.diag(a) @ q.T), (mu_b, q @ np.diag(b) @ q.T))
+    expected = np.sum((mu_a - mu_b) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
 def test_mode_coverage():
     uniform = np.eye(10)[np.arange(1000) % 10] * 0.9 + 0.01
     r = mode_coverage(uniform)
