@@ -4,7 +4,9 @@
 
 For each `checkpoints/generator_epoch_XXX.ckpt` asked for, runs `mindgan.evaluate.evaluate`
 (Parzen log-likelihood, classifier FID, mode coverage) and writes `<out>/metrics_by_epoch.json`
-and `<out>/metrics_by_epoch.png`. A slow job (about a minute a snapshot on 2 CPU cores).
+and `<out>/metrics_by_epoch.png`. A slow job (about a minute a snapshot on 2 CPU cores), so
+`--reuse` keeps the rows of an existing `<out>/metrics_by_epoch.json` (same --num) and evaluates
+only the epochs it lacks: evaluation is seeded, so a re-run would give the same numbers.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, nargs="+", required=True)
     p.add_argument("--num", type=int, default=10000)
     p.add_argument("--out", default="docs")
+    p.add_argument("--reuse", action="store_true",
+                   help="keep rows already in <out>/metrics_by_epoch.json; evaluate only new epochs")
     args = p.parse_args(argv)
 
     from mindgan.evaluate import evaluate
@@ -31,8 +35,16 @@ def main(argv=None) -> int:
     setup("CPU", "graph")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    known = {}
+    if args.reuse and (out / "metrics_by_epoch.json").exists():
+        known = {r["epoch"]: r for r in json.loads((out / "metrics_by_epoch.json").read_text())
+                 if r.get("num_samples") == args.num}
     rows = []
     for epoch in args.epochs:
+        if epoch in known:
+            rows.append(known[epoch])
+            print(f"epoch {epoch:4d}: kept from {out / 'metrics_by_epoch.json'}", flush=True)
+            continue
         ckpt = Path(args.run_dir) / "checkpoints" / f"generator_epoch_{epoch:03d}.ckpt"
         r = evaluate(ckpt, args.num, seed=0, with_reference=not rows, progress=lambda m: None)
         rows.append({"epoch": epoch, **r})
