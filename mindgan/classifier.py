@@ -62,7 +62,7 @@ def load_classifier(path: str | Path = ASSET) -> LeNet:
 
 def predict(net: LeNet, images: np.ndarray, batch_size: int = 1000
             ) -> tuple[np.ndarray, np.ndarray]:
-    """(features float64 `[N, 128]`, softmax probabilities float64 `[N, 10]`) for images
+    """(features float64 `[N, 84]`, softmax probabilities float64 `[N, 10]`) for images
     float32 `[N, 1, 28, 28]` in [-1, 1], in batches (bounded memory)."""
     feats, probs = [], []
     for start in range(0, len(images), batch_size):
