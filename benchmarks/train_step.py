@@ -2,8 +2,9 @@
 
     python benchmarks/train_step.py [--device_target CPU] [--batch_size 128] [--steps 200]
 
-Times mindgan's compiled step (warm-up excluded, median over --steps), the graph compile
-time, a full epoch through `mindgan.training.train` (data, logging, sampling, checkpoints
+Times mindgan's compiled step as `train()` runs it (several steps unrolled in one call; the
+one-step call too, for comparison; warm-up excluded, median and mean over --steps), the graph
+compile time, a full epoch through `mindgan.training.train` (data, logging, sampling, checkpoints
 included) and peak host memory. If PyTorch is importable, the same networks and updates run
 eagerly in the same process and the table shows the ratio. A benchmark, not a test: the
 numbers depend on the machine and on what else it is doing.
@@ -39,33 +40,42 @@ def time_steps(run_step, steps: int, warmup: int) -> tuple[float, list[float]]:
     return first, times
 
 
-def bench_mindgan(images, batch_size, steps, warmup, device, patient=True):
+def bench_mindgan(images, batch_size, steps, warmup, device, patient=True, per_call=1):
+    """Compiled training steps, `per_call` of them in one call as `train()` runs them:
+    (first call's seconds, seconds per step of each timed call)."""
     import mindspore as ms
 
     from mindgan.data import batch_indices, to_model_range
     from mindgan.training import HostSync, TrainConfig, build_gan, latent_noise, make_train_step
 
     config = TrainConfig(batch_size=batch_size)
-    step_fn = make_train_step(*build_gan(config))
+    step_fn = make_train_step(*build_gan(config), steps=per_call)
     dataset = ms.Tensor(to_model_range(images))
     order = batch_indices(len(images), batch_size, 0, 0)
     sync = HostSync(enabled=patient and device == "CPU")
 
     def run(i):
-        z = latent_noise(0, i, batch_size, config.latent_size)
-        sync.fetch(step_fn(dataset, ms.Tensor(order[i % len(order)]), ms.Tensor(z)))
+        rows = [(i * per_call + k) % len(order) for k in range(per_call)]
+        z = np.stack([latent_noise(0, i * per_call + k, batch_size, config.latent_size)
+                      for k in range(per_call)])
+        if per_call == 1:
+            sync.fetch(step_fn(dataset, ms.Tensor(order[rows[0]]), ms.Tensor(z[0])))
+        else:
+            sync.fetch(step_fn(dataset, ms.Tensor(order[rows]), ms.Tensor(z)))
 
-    return time_steps(run, steps, warmup)
+    first, times = time_steps(run, max(1, steps // per_call), max(1, warmup // per_call))
+    return first, [t / per_call for t in times]
 
 
-def bench_epoch(images, batch_size) -> float:
+def bench_epoch(images, batch_size, per_call) -> float:
     """Seconds per epoch once warm: a 3-epoch `train()` run, timed between the sample grids
     written at the end of epochs 1 and 3 (so compile and start-up are left out, and the
     steps, logging, sampling, plots and checkpoints of two whole epochs are in)."""
     from mindgan.training import TrainConfig, train
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(epochs=3, batch_size=batch_size, output_dir=os.path.join(tmp, "run"))
+        config = TrainConfig(epochs=3, batch_size=batch_size, output_dir=os.path.join(tmp, "run"),
+                             steps_per_call=per_call)
         run = train(config, images=images, progress=False)
         first, last = (os.path.getmtime(run / "samples" / f"epoch_{e:03d}.png") for e in (1, 3))
         return (last - first) / 2
@@ -113,6 +123,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--steps", type=int, default=200, help="timed steps (median reported)")
     p.add_argument("--warmup", type=int, default=10, help="untimed steps after the first")
+    p.add_argument("--steps_per_call", type=int, default=0,
+                   help="steps compiled into one call (default 0: what train() picks for a 200-epoch run)")
     p.add_argument("--no_epoch", action="store_true", help="skip the full-epoch timing")
     p.add_argument("--no_torch", action="store_true", help="skip PyTorch even if installed")
     p.add_argument("--compare_sync", action="store_true",
@@ -129,15 +141,24 @@ def main(argv=None) -> int:
         _, busy = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device, False)
         rows.append(("step, busy-wait sync (before)", f"{statistics.median(busy) * 1e3:.1f} ms",
                      f"p10 {np.percentile(busy, 10) * 1e3:.1f} / p90 {np.percentile(busy, 90) * 1e3:.1f} ms"))
-    first, times = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device)
-    ms_step, ms_mean = statistics.median(times), statistics.mean(times)
-    rows.append(("mindgan step (median)", f"{ms_step * 1e3:.1f} ms",
-                 f"mean {ms_mean * 1e3:.1f}, p10 {np.percentile(times, 10) * 1e3:.1f} / "
-                 f"p90 {np.percentile(times, 90) * 1e3:.1f} ms"))
-    rows.append(("graph compile + first step", f"{first:.2f} s", ""))
+    from mindgan.training import auto_steps_per_call
+
     steps_per_epoch = len(images) // args.batch_size
+    per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, 200 * steps_per_epoch)
+    if per_call > 1:  # for comparison: one step per call
+        _, single = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device)
+        rows.append(("mindgan step, 1 per call (median)", f"{statistics.median(single) * 1e3:.1f} ms",
+                     f"mean {statistics.mean(single) * 1e3:.1f}, p10 {np.percentile(single, 10) * 1e3:.1f} / "
+                     f"p90 {np.percentile(single, 90) * 1e3:.1f} ms"))
+    first, times = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device,
+                                 per_call=per_call)
+    ms_step, ms_mean = statistics.median(times), statistics.mean(times)
+    rows.append((f"mindgan step, {per_call} per call (median)", f"{ms_step * 1e3:.1f} ms",
+                 f"mean {ms_mean * 1e3:.1f}, p10 {np.percentile(times, 10) * 1e3:.1f} / "
+                 f"p90 {np.percentile(times, 90) * 1e3:.1f} ms (per step; what train() runs)"))
+    rows.append(("graph compile + first call", f"{first:.2f} s", f"{per_call} steps unrolled"))
     if not args.no_epoch:
-        epoch = bench_epoch(images, args.batch_size)
+        epoch = bench_epoch(images, args.batch_size, per_call)
         steps_only = steps_per_epoch * ms_mean
         rows.append(("full epoch (train(), warm)", f"{epoch:.1f} s",
                      f"{steps_per_epoch} steps x mean step = {steps_only:.1f} s; overhead "

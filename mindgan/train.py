@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="stop after this many steps in total, saving everything (smoke tests)")
     a("--log_every", type=positive("log_every"), default=None,
       help="refresh the progress bar's losses every N steps (default 10)")
+    a("--steps_per_call", type=non_negative("steps_per_call"), default=None,
+      help="training steps compiled into one call (default 0 = auto: 12 for the tutorial's 468 "
+           "steps per epoch, 1 for short runs); more means fewer host round trips, longer compile")
     a("--mode", choices=("graph", "pynative"), default=None,
       help="graph (default): the step compiled by mindspore.jit; pynative: eager, for debugging")
     a("--verbose", action="store_true", help="show MindSpore's own INFO/WARNING log lines")

@@ -150,6 +150,34 @@ def test_resume_continues_exactly(tmp_path, digits):
     assert any(k.startswith("optim_d.moment1.") for k in wa)
 
 
+def test_several_steps_per_call_train_like_one_step_per_call(tmp_path, digits):
+    """steps_per_call=4 on 10 steps an epoch (calls of 4, 4, then 1, 1): the same losses and
+    weights as one step per call; the compiled multi-step graph is unrolled, not different."""
+    common = dict(epochs=2, batch_size=64, subset=640, seed=8, device_target="CPU")
+    one = train(TrainConfig(output_dir=str(tmp_path / "one"), steps_per_call=1, **common),
+                images=digits, progress=False)
+    four = train(TrainConfig(output_dir=str(tmp_path / "four"), steps_per_call=4, **common),
+                 images=digits, progress=False)
+    a, b = read_log(one), read_log(four)
+    assert [r["step"] for r in b] == [str(i) for i in range(1, 21)]
+    for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+        np.testing.assert_allclose([float(r[key]) for r in a], [float(r[key]) for r in b],
+                                   rtol=1e-5, atol=1e-6)
+    wa = read_checkpoint(one / "checkpoints" / "last.ckpt")
+    wb = read_checkpoint(four / "checkpoints" / "last.ckpt")
+    for name, value in wa.items():
+        if hasattr(value, "asnumpy"):
+            np.testing.assert_allclose(value.asnumpy(), wb[name].asnumpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_steps_per_call_is_chosen_per_run():
+    from mindgan.training import auto_steps_per_call
+
+    assert auto_steps_per_call(468, 200 * 468) == 12   # the tutorial's run
+    assert auto_steps_per_call(469, 200 * 469) == 7    # 469 = 7 x 67: calls never straddle epochs
+    assert auto_steps_per_call(468, 100) == 1          # short runs: not worth the compile
+
+
 def test_log_reader_drops_unsaved_rows_and_a_line_cut_short(tmp_path):
     from mindgan.training import LOG_COLUMNS, _read_log
 
