@@ -123,6 +123,23 @@ def read_log(run_dir):
         return list(csv.DictReader(f))
 
 
+def assert_same_run(run_a, run_b, steps):
+    """Both runs logged steps 1..steps with the same losses, and their resume states (weights,
+    BatchNorm statistics, optimizer state) agree. Returns run_a's resume state."""
+    a, b = read_log(run_a), read_log(run_b)
+    assert [r["step"] for r in b] == [str(i) for i in range(1, steps + 1)]
+    for key in ("loss_d", "loss_g", "d_real", "d_fake"):
+        np.testing.assert_allclose([float(r[key]) for r in a], [float(r[key]) for r in b],
+                                   rtol=1e-5, atol=1e-6)
+    wa = read_checkpoint(run_a / "checkpoints" / "last.ckpt")
+    wb = read_checkpoint(run_b / "checkpoints" / "last.ckpt")
+    assert wa.keys() == wb.keys()
+    for name, value in wa.items():
+        if hasattr(value, "asnumpy"):
+            np.testing.assert_allclose(value.asnumpy(), wb[name].asnumpy(), rtol=1e-5, atol=1e-6)
+    return wa
+
+
 def test_resume_continues_exactly(tmp_path, digits):
     """2 epochs in one go == 1 epoch, then resume for 1 more: same losses, same weights."""
     common = dict(batch_size=64, subset=640, seed=7, device_target="CPU")
@@ -134,17 +151,7 @@ def test_resume_continues_exactly(tmp_path, digits):
     cfg = TrainConfig(epochs=2, **common)
     train(cfg, resume=split, images=digits, progress=False)
 
-    a, b = read_log(straight), read_log(split)
-    assert [r["step"] for r in b] == [str(i) for i in range(1, 21)]
-    for key in ("loss_d", "loss_g", "d_real", "d_fake"):
-        np.testing.assert_allclose([float(r[key]) for r in a], [float(r[key]) for r in b],
-                                   rtol=1e-5, atol=1e-6)
-    wa = read_checkpoint(straight / "checkpoints" / "last.ckpt")
-    wb = read_checkpoint(split / "checkpoints" / "last.ckpt")
-    assert wa.keys() == wb.keys()
-    for name, value in wa.items():
-        if hasattr(value, "asnumpy"):
-            np.testing.assert_allclose(value.asnumpy(), wb[name].asnumpy(), rtol=1e-5, atol=1e-6)
+    wa = assert_same_run(straight, split, steps=20)
     # Both optimizers' state is in the resume file, under unique names.
     assert {"optim_g.global_step", "optim_d.global_step", "optim_g.beta1_power"} <= wa.keys()
     assert any(k.startswith("optim_d.moment1.") for k in wa)
@@ -158,16 +165,7 @@ def test_several_steps_per_call_train_like_one_step_per_call(tmp_path, digits):
                 images=digits, progress=False)
     four = train(TrainConfig(output_dir=str(tmp_path / "four"), steps_per_call=4, **common),
                  images=digits, progress=False)
-    a, b = read_log(one), read_log(four)
-    assert [r["step"] for r in b] == [str(i) for i in range(1, 21)]
-    for key in ("loss_d", "loss_g", "d_real", "d_fake"):
-        np.testing.assert_allclose([float(r[key]) for r in a], [float(r[key]) for r in b],
-                                   rtol=1e-5, atol=1e-6)
-    wa = read_checkpoint(one / "checkpoints" / "last.ckpt")
-    wb = read_checkpoint(four / "checkpoints" / "last.ckpt")
-    for name, value in wa.items():
-        if hasattr(value, "asnumpy"):
-            np.testing.assert_allclose(value.asnumpy(), wb[name].asnumpy(), rtol=1e-5, atol=1e-6)
+    assert_same_run(one, four, steps=20)
 
 
 def test_steps_per_call_is_chosen_per_run():
