@@ -46,7 +46,7 @@ def bench_mindgan(images, batch_size, steps, warmup, device, patient=True, per_c
     import mindspore as ms
 
     from mindgan.data import batch_indices, to_model_range
-    from mindgan.training import HostSync, TrainConfig, build_gan, latent_noise, make_train_step
+    from mindgan.training import HostSync, TrainConfig, build_gan, make_train_step, steps_noise
 
     config = TrainConfig(batch_size=batch_size)
     step_fn = make_train_step(*build_gan(config), steps=per_call)
@@ -56,12 +56,8 @@ def bench_mindgan(images, batch_size, steps, warmup, device, patient=True, per_c
 
     def run(i):
         rows = [(i * per_call + k) % len(order) for k in range(per_call)]
-        z = np.stack([latent_noise(0, i * per_call + k, batch_size, config.latent_size)
-                      for k in range(per_call)])
-        if per_call == 1:
-            sync.fetch(step_fn(dataset, ms.Tensor(order[rows[0]]), ms.Tensor(z[0])))
-        else:
-            sync.fetch(step_fn(dataset, ms.Tensor(order[rows]), ms.Tensor(z)))
+        z = steps_noise(0, i * per_call, per_call, batch_size, config.latent_size)
+        sync.fetch(step_fn(dataset, ms.Tensor(order[rows]), ms.Tensor(z)))
 
     first, times = time_steps(run, max(1, steps // per_call), max(1, warmup // per_call))
     return first, [t / per_call for t in times]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import math
 import platform
 import signal
 import sys
@@ -31,7 +30,7 @@ from .models import Discriminator, Generator
 from .viz import plot_losses, save_gif, save_grid
 
 __all__ = ["TrainConfig", "build_gan", "make_updates", "make_train_step", "auto_steps_per_call",
-           "HostSync", "latent_noise", "train",
+           "HostSync", "latent_noise", "steps_noise", "train",
            "TrainingDiverged", "TrainingInterrupted", "LOG_COLUMNS"]
 
 LOG_COLUMNS = ("epoch", "step", "loss_d", "loss_g", "d_real", "d_fake")
@@ -140,16 +139,16 @@ def make_updates(net_g, net_d, opt_g, opt_d):
     return d_update, g_update
 
 
-def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int = 1):
+def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None):
     """One GAN step: update D, then G, on the same noise; one compiled graph when `jit`.
 
     `step(images, idx, z)`: images float32 `[N, 1, 28, 28]` in [-1, 1] (the whole training
     set, resident on the device), idx int32 `[B]` (this batch's rows), z float32 `[B, latent]`.
     Returns float32 `[4]`: loss_d, loss_g, mean D(x), mean D(G(z)) (before the D update).
 
-    With `steps` > 1 the function runs that many steps in a row, unrolled in one graph: idx
-    `[steps, B]`, z `[steps, B, latent]` -> `[steps, 4]`. Same updates in the same order, but one
-    launch and one host sync for all of them, at the price of a longer compile.
+    With `steps` = k the function runs k steps in a row, unrolled in one graph: idx `[k, B]`,
+    z `[k, B, latent]` -> `[k, 4]`. Same updates in the same order, but one launch and one host
+    sync for all of them, at the price of a longer compile.
     """
     d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d)
 
@@ -165,7 +164,7 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int = 1
             results.append(step(images, idx[k], z[k]))
         return ops.stack(results)
 
-    fn = step if steps == 1 else several_steps
+    fn = step if steps is None else several_steps
     return ms.jit(fn) if jit else fn
 
 
@@ -223,6 +222,11 @@ def latent_noise(seed: int, step: int, n: int, latent_size: int) -> np.ndarray:
     return rng.standard_normal((n, latent_size), dtype=np.float32)
 
 
+def steps_noise(seed: int, first_step: int, steps: int, n: int, latent_size: int) -> np.ndarray:
+    """z for `steps` consecutive global steps after `first_step`: float32 `[steps, n, latent]`."""
+    return np.stack([latent_noise(seed, first_step + j, n, latent_size) for j in range(steps)])
+
+
 def fixed_noise(seed: int, latent_size: int, n: int = NUM_SAMPLES) -> np.ndarray:
     """The noise behind every epoch's sample grid: float32 `[n, latent_size]`."""
     return np.random.default_rng([seed, 2]).standard_normal((n, latent_size), dtype=np.float32)
@@ -277,17 +281,27 @@ class _StopRequest:
 
 def _read_log(path: Path, upto_step: int) -> list[dict]:
     """losses.csv rows with step <= upto_step (later rows belong to a lost, unsaved stretch;
-    a line cut short by a crash during an append is dropped too)."""
+    a last line cut short by a crash during an append is dropped too). Raises ValueError
+    naming the line when the file is not such a log."""
     if not path.is_file():
         return []
-    with open(path, newline="") as f:
-        rows = []
-        for row in csv.DictReader(f):
-            if any(row.get(c) in (None, "") for c in LOG_COLUMNS):
-                continue
-            if int(row["step"]) <= upto_step:
-                rows.append(row)
-        return rows
+    with open(path, newline="", errors="replace") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != LOG_COLUMNS:
+            raise ValueError(f"header {reader.fieldnames} is not {list(LOG_COLUMNS)}")
+        rows = list(reader)
+    kept = []
+    for i, row in enumerate(rows):
+        try:
+            step = int(row["step"])
+            [float(row[c]) for c in LOG_COLUMNS[2:]]
+        except (TypeError, ValueError):
+            if i == len(rows) - 1:
+                break  # cut short mid-append
+            raise ValueError(f"line {i + 2} is not a log row") from None
+        if step <= upto_step:
+            kept.append(row)
+    return kept
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
@@ -358,7 +372,14 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     if resume is not None:
         state = load_state(ckpt_dir / "last.ckpt", cells)
         step, noise_fixed = state["step"], state["fixed_noise"]
-    log_rows = _read_log(run_dir / "losses.csv", step)
+    try:
+        log_rows = _read_log(run_dir / "losses.csv", step)
+    except ValueError as e:  # keep the unreadable file; the checkpoints do not depend on it
+        kept = run_dir / "losses.csv.unreadable"
+        (run_dir / "losses.csv").replace(kept)
+        print(f"warning: {run_dir / 'losses.csv'}: {e}; kept as {kept.name}, starting a new log",
+              file=sys.stderr)
+        log_rows = []
     _write_log(run_dir / "losses.csv", log_rows)  # drops rows of an unsaved stretch
     logged = len(log_rows)
     record = {**dataclasses.asdict(config), "versions": _versions(device)}
@@ -377,11 +398,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
         if k not in step_fns:
             step_fns[k] = make_train_step(net_g, net_d, opt_g, opt_d,
                                           jit=config.mode == "graph", steps=k)
-        z = [latent_noise(config.seed, first_step + j, config.batch_size, config.latent_size)
-             for j in range(k)]
-        if k == 1:
-            return sync.fetch(step_fns[1](dataset, ms.Tensor(order_rows[0]), ms.Tensor(z[0])))[None]
-        return sync.fetch(step_fns[k](dataset, ms.Tensor(order_rows), ms.Tensor(np.stack(z))))
+        z = steps_noise(config.seed, first_step, k, config.batch_size, config.latent_size)
+        return sync.fetch(step_fns[k](dataset, ms.Tensor(order_rows), ms.Tensor(z)))
 
     def save(step_now: int, epoch_done: int | None, final: bool) -> None:
         """Everything on disk consistent with `step_now`: log, plots, checkpoints. The GIF

@@ -184,6 +184,12 @@ def test_log_reader_drops_unsaved_rows_and_a_line_cut_short(tmp_path):
     path.write_text("\n".join(lines) + "\n1,6,1.2,0.")  # a crash in the middle of an append
     assert [int(r["step"]) for r in _read_log(path, 4)] == [1, 2, 3, 4]
     assert [int(r["step"]) for r in _read_log(path, 99)] == [1, 2, 3, 4, 5]
+    path.write_text("\n".join(lines[:2] + ["1,x,y,z,w,v"] + lines[2:]) + "\n")
+    with pytest.raises(ValueError, match="line 3 is not a log row"):
+        _read_log(path, 99)
+    path.write_bytes(b"\x00\x01 not a csv\n")
+    with pytest.raises(ValueError, match="header"):
+        _read_log(path, 99)
 
 
 def test_nan_loss_stops_and_leaves_checkpoints_untouched(tmp_path, digits):
