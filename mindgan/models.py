@@ -1,7 +1,6 @@
 """The tutorial's networks: an MLP generator and discriminator for 28x28 digits."""
 from __future__ import annotations
 
-import mindspore as ms
 from mindspore import nn, ops
 
 IMG_SIZE = 28

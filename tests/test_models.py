@@ -1,6 +1,5 @@
 """The tutorial's networks: parameter counts, layer order, names, shapes, tutorial checkpoints."""
 import numpy as np
-import pytest
 
 import mindspore as ms
 from mindspore import nn
@@ -73,8 +72,6 @@ def test_fast_layers_compute_what_the_stock_layers_compute():
     """models.LeakyReLU is bit-identical to nn.LeakyReLU, values and gradients; models.BatchNorm1d
     matches nn.BatchNorm1d in training mode (output, gradients, running statistics) and is the
     stock kernel in inference mode."""
-    import numpy as np
-    import mindspore as ms
     from mindgan.models import BatchNorm1d, LeakyReLU
 
     rng = np.random.default_rng(0)
