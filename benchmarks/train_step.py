@@ -46,7 +46,9 @@ def bench_mindgan(images, batch_size, steps, warmup, device, patient=True, per_c
     import mindspore as ms
 
     from mindgan.data import batch_indices, to_model_range
-    from mindgan.training import HostSync, TrainConfig, build_gan, make_train_step, steps_noise
+    from mindgan.config import TrainConfig
+    from mindgan.gan import build_gan, make_train_step, steps_noise
+    from mindgan.runtime import HostSync
 
     config = TrainConfig(batch_size=batch_size)
     step_fn = make_train_step(*build_gan(config), steps=per_call)
@@ -137,7 +139,7 @@ def main(argv=None) -> int:
         _, busy = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device, False)
         rows.append(("step, busy-wait sync (before)", f"{statistics.median(busy) * 1e3:.1f} ms",
                      f"p10 {np.percentile(busy, 10) * 1e3:.1f} / p90 {np.percentile(busy, 90) * 1e3:.1f} ms"))
-    from mindgan.training import auto_steps_per_call
+    from mindgan.gan import auto_steps_per_call
 
     steps_per_epoch = len(images) // args.batch_size
     per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, 200 * steps_per_epoch)

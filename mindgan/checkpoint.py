@@ -1,7 +1,10 @@
 """Checkpoints: atomic writes, the resume state, and loading generators written by anyone.
 
 Every file is written to a temporary name in the same folder and renamed into place, so a
-process killed at any moment leaves the previous checkpoint intact and loadable.
+process killed at any moment leaves the previous checkpoint intact and loadable. Generator
+files and resume states carry their model spec ("mindgan_spec"), so a generator loads without
+being told its architecture; files without one (older mindgan files, the tutorials' own
+`Generator*.ckpt`) are recognised by their parameter names and shapes.
 """
 from __future__ import annotations
 
@@ -14,10 +17,10 @@ import mindspore as ms
 from mindspore import nn
 
 from .fileio import atomic_output
-from .models import Generator
+from .models import ModelSpec, build_generator, spec_from_shapes
 
-__all__ = ["CheckpointError", "atomic_save", "save_state", "load_state", "read_checkpoint",
-           "generator_weights", "load_generator", "as_generator"]
+__all__ = ["CheckpointError", "atomic_save", "save_generator", "save_state", "load_state",
+           "read_checkpoint", "generator_weights", "load_generator", "as_generator"]
 
 
 class CheckpointError(ValueError):
@@ -25,10 +28,21 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(params, path: str | os.PathLike, append_dict: dict | None = None) -> Path:
-    """Write `params` (a Cell or a list of {"name", "data"} dicts) to `path` atomically."""
+    """Write `params` (a Cell or a list of {"name", "data"} dicts) to `path` atomically.
+
+    MindSpore writes checkpoints read-only (mode 0400); they get the usual 0644 here, so that a
+    user can overwrite, move or delete them like any other file.
+    """
     with atomic_output(path, fsync=True) as tmp:
         ms.save_checkpoint(params, str(tmp), append_dict=append_dict)
+        os.chmod(tmp, 0o644)
     return Path(path)
+
+
+def save_generator(net_g, path: str | os.PathLike) -> Path:
+    """A generator checkpoint that carries its model spec (`net_g.spec`)."""
+    spec = getattr(net_g, "spec", None)
+    return atomic_save(net_g, path, append_dict={"mindgan_spec": spec.to_json()} if spec else None)
 
 
 def _unique_params(cells: list[nn.Cell]) -> list[dict]:
@@ -41,13 +55,16 @@ def _unique_params(cells: list[nn.Cell]) -> list[dict]:
     return out
 
 
-def save_state(path, cells: list[nn.Cell], step: int, fixed_noise, config: dict) -> Path:
+def save_state(path, cells: list[nn.Cell], step: int, fixed_noise, config: dict,
+               spec: ModelSpec | None = None) -> Path:
     """The resume state: every parameter of `cells` (networks and optimizers: weights,
-    BatchNorm statistics, Adam moments and step counters) plus the global step, the fixed
-    sampling noise and the run's config. The data order and noise are pure functions of
-    (seed, step), so no other RNG state is needed."""
+    BatchNorm statistics, dropout counters, Adam moments and step counters) plus the global
+    step, the fixed sampling noise, the run's config and model spec. The data order and noise
+    are pure functions of (seed, step), so no other RNG state is needed."""
     extra = {"mindgan_step": int(step), "mindgan_config": json.dumps(config),
              "mindgan_fixed_noise": ms.Tensor(fixed_noise)}
+    if spec is not None:
+        extra["mindgan_spec"] = spec.to_json()
     return atomic_save(_unique_params(cells), path, append_dict=extra)
 
 
@@ -78,8 +95,9 @@ def load_state(path, cells: list[nn.Cell]) -> dict:
             "fixed_noise": params["mindgan_fixed_noise"].asnumpy()}
 
 
-# Generator parameters by any name: mindgan's ("generator.model.3.gamma"), the tutorial's
-# ("optim_ggeneratormodel.3.gamma", "generatormodel.3.moving_mean"), or a bare "model.3.gamma".
+# Generator parameters by any name: mindgan's ("generator.model.3.gamma"), the MLP tutorial's
+# ("optim_ggeneratormodel.3.gamma", "generatormodel.3.moving_mean"), the DCGAN tutorial's
+# ("generator.3.weight"), or a bare "model.3.gamma": all are "model.3.gamma" here.
 _G_PARAM = re.compile(r"(?:^|[^0-9])(\d+)\.(weight|bias|gamma|beta|moving_mean|moving_variance)$")
 _NOT_G = re.compile(r"moment[12]|discriminator|optim_d|^mindgan_")
 
@@ -89,44 +107,58 @@ def _canonical(name: str) -> str:
     return f"model.{m.group(1)}.{m.group(2)}"
 
 
-def generator_weights(params: dict, path="checkpoint") -> tuple[dict, int]:
-    """Pick the generator's parameters out of any checkpoint dict and name them as
-    `Generator` does. Returns (weights, latent_size); CheckpointError if there is no generator."""
-    reference = Generator(1)  # only for names and shapes; latent size 1 is cheap to build
-    expected = {_canonical(p.name): p.shape for p in reference.get_parameters()}
+def generator_weights(params: dict, path="checkpoint") -> tuple[dict, ModelSpec]:
+    """Pick the generator's parameters out of any checkpoint dict, named as this package's
+    generators name them ("model.<index>.<kind>"), and its model spec: the one the file
+    carries, else the one its shapes say. CheckpointError (one line) if there is no generator
+    or its weights do not fit the spec."""
     found = {_canonical(name): value for name, value in params.items()
              if _G_PARAM.search(name) and not _NOT_G.search(name) and hasattr(value, "shape")}
-    if "model.0.weight" not in found or found.keys() != expected.keys():
-        # The discriminator's last layer, Dense 256 -> 1, is the telltale.
-        if any(tuple(getattr(v, "shape", ())) == (1, 256) for v in params.values()):
+    shapes = {k: tuple(v.shape) for k, v in found.items()}
+    if "mindgan_spec" in params:
+        try:
+            spec = ModelSpec.from_json(str(params["mindgan_spec"]))
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: mindgan_spec is {exc}") from None
+    else:
+        spec = spec_from_shapes(shapes)
+    if spec is None:
+        if not found and any("discriminator" in k for k in params) or any(
+                tuple(getattr(v, "shape", ())) == (1, 256) for v in params.values()):
             raise CheckpointError(f"{path}: this is a discriminator checkpoint, not a generator")
-        missing = sorted(expected.keys() - found.keys())
-        raise CheckpointError(f"{path}: no generator weights found (missing e.g. "
-                              f"{missing[0] if missing else '?'}; {len(params)} entries in the file)")
-    latent = int(found["model.0.weight"].shape[1])
+        raise CheckpointError(f"{path}: no generator weights of a known model family found "
+                              f"({len(params)} entries in the file)")
+    try:
+        reference = build_generator(spec)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its model spec cannot be built ({exc})") from None
+    expected = {_canonical(p.name): tuple(p.shape) for p in reference.get_parameters()}
+    missing = sorted(expected.keys() - shapes.keys())
+    if missing:
+        raise CheckpointError(f"{path}: lacks {len(missing)} weights of a {spec.describe()} "
+                              f"generator, e.g. {missing[0]}")
     for key, shape in expected.items():
-        want = (shape[0], latent) if key == "model.0.weight" else tuple(shape)
-        if tuple(found[key].shape) != tuple(want):
-            raise CheckpointError(f"{path}: {key} has shape {tuple(found[key].shape)}, "
-                                  f"expected {tuple(want)}")
-    return found, latent
+        if shapes[key] != shape:
+            raise CheckpointError(f"{path}: {key} has shape {shapes[key]}, but a "
+                                  f"{spec.describe()} generator needs {shape}")
+    return {k: found[k] for k in expected}, spec
 
 
-def load_generator(path: str | os.PathLike, latent_size: int | None = None) -> Generator:
-    """A `Generator` with the weights of `path`, in inference mode (BatchNorm uses its
-    moving statistics). `path` may be a generator checkpoint, a resume state, or a file the
-    tutorial's own code saved. If `latent_size` is given, a mismatch is a CheckpointError."""
-    weights, latent = generator_weights(read_checkpoint(path), path)
-    if latent_size is not None and latent != latent_size:
-        raise CheckpointError(f"{path}: generator has latent size {latent}, "
+def load_generator(path: str | os.PathLike, latent_size: int | None = None):
+    """The generator of `path`, in inference mode (BatchNorm uses its moving statistics), with
+    its `.spec`. `path` may be a generator checkpoint, a resume state, or a file the MLP or
+    DCGAN tutorials' own code saved. If `latent_size` is given, a mismatch is a CheckpointError."""
+    weights, spec = generator_weights(read_checkpoint(path), path)
+    if latent_size is not None and spec.latent_size != latent_size:
+        raise CheckpointError(f"{path}: generator has latent size {spec.latent_size}, "
                               f"not the {latent_size} asked for")
-    net = Generator(latent)
+    net = build_generator(spec)
     for p in net.get_parameters():
         p.set_data(ms.Tensor(weights[_canonical(p.name)].asnumpy()))
     net.set_train(False)
     return net
 
 
-def as_generator(ckpt) -> Generator:
-    """`ckpt` itself if it is already a loaded Generator, else `load_generator(ckpt)`."""
-    return ckpt if isinstance(ckpt, Generator) else load_generator(ckpt)
+def as_generator(ckpt):
+    """`ckpt` itself if it is already a loaded generator (a Cell), else `load_generator(ckpt)`."""
+    return ckpt if isinstance(ckpt, nn.Cell) else load_generator(ckpt)

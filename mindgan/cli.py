@@ -1,7 +1,9 @@
-"""Shared command-line pieces: one-line argparse errors and checked number types."""
+"""Shared command-line pieces: one-line argparse errors, checked number types, and the start-up
+every command does (flags, quiet logs, device, expected errors as one line)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,3 +49,43 @@ def unit_interval(name: str):
             raise argparse.ArgumentTypeError(f"--{name} must be in [0, 1), not {text}")
         return value
     return parse
+
+
+def add_runtime_flags(parser: argparse.ArgumentParser, device_default: str | None = "auto") -> None:
+    """--device_target and --verbose, the same for every command."""
+    from .runtime import DEVICES
+
+    parser.add_argument("--device_target", choices=DEVICES, default=device_default,
+                        help="where to run: auto (default) picks GPU, then Ascend, then CPU")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show MindSpore's own INFO/WARNING log lines")
+
+
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse the flags, then quiet MindSpore's logs (before it is imported) unless --verbose."""
+    from .runtime import quiet_mindspore
+
+    args = parser.parse_args(argv)
+    quiet_mindspore(getattr(args, "verbose", False))
+    return args
+
+
+@contextlib.contextmanager
+def one_line_errors(parser: argparse.ArgumentParser, *kinds: type[BaseException]):
+    """Inside the block, the expected failures (a missing or foreign checkpoint, no such
+    device, missing data, and `kinds`) become `prog: error: message`, exit status 2."""
+    from .checkpoint import CheckpointError
+    from .runtime import DeviceUnavailable
+
+    try:
+        yield
+    except (CheckpointError, DeviceUnavailable, FileNotFoundError, *kinds) as exc:
+        parser.error(str(exc))
+
+
+def start(parser: argparse.ArgumentParser, device_target: str, mode: str = "graph") -> str:
+    """Select the device (`runtime.setup`); an unusable one is a one-line error."""
+    from .runtime import setup
+
+    with one_line_errors(parser):
+        return setup(device_target, mode)

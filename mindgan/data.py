@@ -13,7 +13,7 @@ import urllib.request
 import warnings
 import zlib
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from .fileio import atomic_output
 
 __all__ = [
     "IdxFormatError", "read_idx", "load_mnist", "find_mnist", "download_mnist",
-    "to_model_range", "batch_indices", "iterate_batches", "MIRRORS", "PROJECT_DATA_DIR",
+    "to_model_range", "batch_indices", "MIRRORS", "PROJECT_DATA_DIR",
     "default_cache_dir",
 ]
 
@@ -278,8 +278,13 @@ def _raw_sha256(path: Path) -> str:
 # ---------------------------------------------------------------------------- batches
 
 def to_model_range(images: np.ndarray) -> np.ndarray:
-    """uint8 `[N, 28, 28]` in 0..255 -> float32 `[N, 1, 28, 28]` in [-1, 1] (tanh's range)."""
-    x = images.astype(np.float32).reshape(len(images), 1, *images.shape[1:])
+    """uint8 `[N, H, W]` (grayscale) or `[N, C, H, W]` in 0..255 -> float32 `[N, C, H, W]` in
+    [-1, 1] (tanh's range); float32 input is taken as already scaled."""
+    if images.dtype == np.float32 and images.ndim == 4:
+        return images
+    x = images.astype(np.float32)
+    if x.ndim == 3:
+        x = x.reshape(len(images), 1, *images.shape[1:])
     return x / np.float32(127.5) - np.float32(1.0)
 
 
@@ -299,18 +304,6 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int,
     if drop_remainder or full * batch_size == n:
         return batches
     return list(batches) + [order[full * batch_size:]]
-
-
-def iterate_batches(images: np.ndarray, batch_size: int = 128, seed: int = 0, epoch: int = 0,
-                    drop_remainder: bool = True) -> Iterator[np.ndarray]:
-    """Shuffled mini-batches of one epoch: float32 `[B, 1, 28, 28]` in [-1, 1].
-
-    `images` is uint8 `[N, 28, 28]` or already-scaled float32 `[N, 1, 28, 28]`; scaling
-    happens once for the whole set, and each batch is one vectorised gather.
-    """
-    x = images if images.dtype == np.float32 else to_model_range(images)
-    for idx in batch_indices(len(x), batch_size, seed, epoch, drop_remainder):
-        yield x[idx]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 __all__ = ["parzen_log_likelihood", "parzen_select_sigma", "fid", "gaussian_stats",
-           "mode_coverage", "evaluate", "SIGMAS", "main"]
+           "mode_coverage", "evaluate", "NotMnistGenerator", "SIGMAS", "main"]
 
 # The paper's grid: numpy.logspace(-1, 0, 10) (adversarial/parzen_ll.py, --cross_val 10).
 SIGMAS = np.logspace(-1.0, 0.0, 10)
@@ -97,14 +97,26 @@ def mode_coverage(probs: np.ndarray) -> dict:
             "mean_confidence": float(probs.max(axis=1).mean())}
 
 
+class NotMnistGenerator(ValueError):
+    """The generator does not make MNIST-shaped images, which every metric here needs."""
+
+
 def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
              with_reference: bool = True, progress=print) -> dict:
-    """Every figure for the generator in `ckpt` (a path or a Generator); see the module doc."""
+    """Every figure for the generator in `ckpt` (a path or a loaded generator of any family
+    making `[1, 28, 28]` images); see the module doc. NotMnistGenerator otherwise."""
+    from .checkpoint import as_generator
     from .classifier import load_classifier, predict
     from .data import load_mnist, to_model_range
     from .infer import generate
 
     t0 = time.perf_counter()
+    ckpt = as_generator(ckpt)
+    spec = getattr(ckpt, "spec", None)
+    if spec is not None and spec.image_shape != (1, 28, 28):
+        raise NotMnistGenerator(
+            f"this generator makes {'x'.join(map(str, spec.image_shape))} images ({spec.describe()}); "
+            f"Parzen, classifier FID and mode coverage are MNIST-only metrics (1x28x28)")
     train_images, _ = load_mnist("train", data_dir)
     test_images, _ = load_mnist("test", data_dir)
     fake = generate(ckpt, num, seed=seed)                          # [-1, 1]
@@ -149,31 +161,23 @@ def format_table(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    from .cli import Parser, non_negative, positive
-    from .runtime import DEVICES, quiet_mindspore
+    from .cli import Parser, add_runtime_flags, non_negative, one_line_errors, parse, positive, start
 
     p = Parser(prog="python -m mindgan.evaluate",
-                                description="Parzen log-likelihood, classifier FID and mode "
-                                            "coverage of a generator checkpoint.")
+               description="Parzen log-likelihood, classifier FID and mode coverage of a "
+                           "generator checkpoint trained on MNIST (any model family).")
     p.add_argument("--ckpt", required=True, help="generator checkpoint (or a resume state)")
     p.add_argument("--num", type=positive("num"), default=10000, help="generated samples (default 10000)")
     p.add_argument("--seed", type=non_negative("seed"), default=0, help="noise seed (default 0)")
     p.add_argument("--data_dir", default=None, help="MNIST folder (default: the usual search)")
-    p.add_argument("--device_target", choices=DEVICES, default="auto")
-    p.add_argument("--verbose", action="store_true")
-    args = p.parse_args(argv)
+    add_runtime_flags(p)
+    args = parse(p, argv)
     if args.num < 2:
         p.error("--num must be at least 2")
-    quiet_mindspore(args.verbose)
-    from .checkpoint import CheckpointError
-    from .runtime import DeviceUnavailable, setup
-
-    try:
-        setup(args.device_target, "graph")
+    start(p, args.device_target)
+    with one_line_errors(p, NotMnistGenerator):
         result = evaluate(args.ckpt, args.num, args.seed, args.data_dir,
                           progress=lambda m: print(m, file=sys.stderr, flush=True))
-    except (CheckpointError, DeviceUnavailable, FileNotFoundError) as exc:
-        p.error(str(exc))
     print(format_table(result))
     print(json.dumps(result))
     return 0

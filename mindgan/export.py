@@ -1,8 +1,9 @@
 """Export a trained generator for deployment: `python -m mindgan.export --ckpt PATH`.
 
 MINDIR is MindSpore's own deployment format (MindSpore Lite, `mindspore.load`); ONNX serves
-other runtimes. The exported graph maps z float32 `[N, latent]` to images `[N, 1, 28, 28]` in
-[-1, 1], with BatchNorm in inference mode and a free batch dimension where the format allows.
+other runtimes. The exported graph maps z float32 `[N, latent]` to images `[N, C, H, W]` in
+[-1, 1] (the shape the checkpoint's model spec says), with BatchNorm in inference mode and a
+free batch dimension where the format allows.
 """
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import Parser, positive
-from .runtime import DEVICES, quiet_mindspore
+from .cli import Parser, add_runtime_flags, one_line_errors, parse, positive, start
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
@@ -27,12 +27,12 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     import mindspore as ms
 
     from .checkpoint import as_generator
+    from .gan import inference_mode
 
     file_format = file_format.upper()
     if file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r} (choose from {', '.join(FORMATS)})")
     net = as_generator(ckpt)
-    net.set_train(False)
     if file_format == "ONNX" and batch_size is None:
         batch_size = 1
     if batch_size is None:
@@ -44,7 +44,8 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     # MindSpore appends the suffix itself; pass the name without it.
     stem = out.with_suffix("") if out.suffix.lower() == suffix else out
     stem.parent.mkdir(parents=True, exist_ok=True)
-    ms.export(net, example, file_name=str(stem), file_format=file_format)
+    with inference_mode(net):  # a caller's generator gets its own mode back
+        ms.export(net, example, file_name=str(stem), file_format=file_format)
     return stem.with_name(stem.name + suffix)
 
 
@@ -58,22 +59,19 @@ def main(argv=None) -> int:
     p.add_argument("--out", help="output file (default: generator.mindir / generator.onnx)")
     p.add_argument("--batch_size", type=positive("batch_size"), default=None,
                    help="fix the batch dimension (MINDIR default: dynamic; ONNX default: 1)")
-    p.add_argument("--device_target", choices=DEVICES, default="auto")
-    p.add_argument("--verbose", action="store_true", help="show MindSpore's own log lines")
-    args = p.parse_args(argv)
+    add_runtime_flags(p)
+    args = parse(p, argv)
     if not Path(args.ckpt).is_file():
         p.error(f"--ckpt {args.ckpt}: no such file")
-    quiet_mindspore(args.verbose)
-
-    from .checkpoint import CheckpointError
-    from .runtime import DeviceUnavailable, setup
 
     out = args.out or f"generator{FORMATS[args.format]}"
+    start(p, args.device_target)
+    from .checkpoint import load_generator
+
+    with one_line_errors(p):
+        net = load_generator(args.ckpt)
     try:
-        setup(args.device_target, "graph")
-        path = export_generator(args.ckpt, out, args.format, args.batch_size)
-    except (CheckpointError, DeviceUnavailable) as exc:
-        p.error(str(exc))
+        path = export_generator(net, out, args.format, args.batch_size)
     except (RuntimeError, TypeError, ValueError) as exc:  # MindSpore's exporter refused
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         p.error(f"--format {args.format}: MindSpore {__import__('mindspore').__version__} "

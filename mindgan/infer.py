@@ -1,7 +1,8 @@
-"""Generate digits from a trained generator: `python -m mindgan.infer --ckpt PATH`.
+"""Generate images from a trained generator of any family: `python -m mindgan.infer --ckpt PATH`.
 
 Importable: `generate(ckpt, num, seed)` returns the images; `iter_generate` yields them in
-batches (bounded memory for large counts); `interpolate` walks the latent space.
+batches (bounded memory for large counts); `interpolate` walks the latent space. The image
+shape comes from the checkpoint's model spec; a generator passed in keeps its train/eval mode.
 """
 from __future__ import annotations
 
@@ -12,37 +13,38 @@ from typing import Iterator
 
 import numpy as np
 
-from .cli import Parser, non_negative, positive
-from .runtime import DEVICES, quiet_mindspore
+from .cli import Parser, add_runtime_flags, non_negative, one_line_errors, parse, positive, start
 
 __all__ = ["generate", "iter_generate", "slerp", "interpolate", "main"]
 
 
 def iter_generate(ckpt, num: int, seed: int | None = None, batch_size: int = 1000,
                   ) -> Iterator[np.ndarray]:
-    """Yield `num` generated images in batches: float32 `[b, 1, 28, 28]` in [-1, 1].
+    """Yield `num` generated images in batches: float32 `[b, C, H, W]` in [-1, 1].
 
-    `ckpt` is a checkpoint path (see `checkpoint.load_generator`) or a loaded Generator.
+    `ckpt` is a checkpoint path (see `checkpoint.load_generator`) or a loaded generator.
     The noise is one stream drawn from `numpy.random.default_rng(seed)`, so the images
     do not depend on `batch_size` (beyond float rounding, ~1e-7). BatchNorm runs in
-    inference mode.
+    inference mode; a generator passed in is given back in the mode it had.
     """
     import mindspore as ms
 
     from .checkpoint import as_generator
+    from .gan import inference_mode
 
     net = as_generator(ckpt)
-    net.set_train(False)
     rng = np.random.default_rng(seed)
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         z = rng.standard_normal((n, net.latent_size), dtype=np.float32)
+        with inference_mode(net):
+            out = net(ms.Tensor(z)).asnumpy()
         # MindSpore's CPU Tanh overshoots +-1 by ~1e-5; keep the documented range exact.
-        yield np.clip(net(ms.Tensor(z)).asnumpy(), -1.0, 1.0)
+        yield np.clip(out, -1.0, 1.0)
 
 
 def generate(ckpt, num: int = 25, seed: int | None = None, batch_size: int = 1000) -> np.ndarray:
-    """`num` generated images, float32 `[num, 1, 28, 28]` in [-1, 1] (see `iter_generate`)."""
+    """`num` generated images, float32 `[num, C, H, W]` in [-1, 1] (see `iter_generate`)."""
     return np.concatenate(list(iter_generate(ckpt, num, seed, batch_size)))
 
 
@@ -63,16 +65,16 @@ def interpolate(ckpt, points: int, seed: int | None = None, steps: int = 16,
                 walks: int = 1) -> np.ndarray:
     """A closed walk through `points` random latents, `steps` frames per leg.
 
-    Returns float32 `[points * steps, walks, 1, 28, 28]`: `walks` independent walks side by
+    Returns float32 `[points * steps, walks, C, H, W]`: `walks` independent walks side by
     side in each frame."""
     import mindspore as ms
 
     if points < 2:
         raise ValueError(f"interpolation needs at least 2 points, not {points}")
     from .checkpoint import as_generator
+    from .gan import inference_mode
 
     net = as_generator(ckpt)
-    net.set_train(False)
     rng = np.random.default_rng(seed)
     anchors = rng.standard_normal((walks, points, net.latent_size))
     t = np.arange(steps) / steps
@@ -80,8 +82,9 @@ def interpolate(ckpt, points: int, seed: int | None = None, steps: int = 16,
     for leg in range(points):
         z = np.stack([slerp(anchors[w, leg], anchors[w, (leg + 1) % points], t)
                       for w in range(walks)], axis=1)  # [steps, walks, L]
-        out = net(ms.Tensor(z.reshape(-1, net.latent_size))).asnumpy()
-        frames.append(out.reshape(steps, walks, 1, 28, 28))
+        with inference_mode(net):
+            out = net(ms.Tensor(z.reshape(-1, net.latent_size))).asnumpy()
+        frames.append(out.reshape(steps, walks, *out.shape[1:]))
     return np.concatenate(frames)
 
 
@@ -89,7 +92,8 @@ def interpolate(ckpt, points: int, seed: int | None = None, steps: int = 16,
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m mindgan.infer",
-               description="Generate MNIST-like digits from a trained generator checkpoint.",
+               description="Generate images from a trained generator checkpoint of any model "
+                           "family (the architecture and image shape come from the file).",
                formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog="examples:\n"
                       "  python -m mindgan.infer --ckpt pretrained/generator_mnist.ckpt --seed 1\n"
@@ -100,42 +104,45 @@ def build_parser() -> argparse.ArgumentParser:
                       "  python -m mindgan.infer --ckpt G.ckpt --interpolate 6 --gif walk.gif")
     a = p.add_argument
     a("--ckpt", required=True, help="generator checkpoint: mindgan's generator.ckpt, a resume "
-      "state (last.ckpt), or the tutorial's Generator{epoch}.ckpt")
+      "state (last.ckpt), or the MLP or DCGAN tutorial's own Generator*.ckpt")
     a("--num", type=positive("num"), default=25, help="how many images (default 25)")
     a("--seed", type=non_negative("seed"), default=None, help="noise seed; the same seed gives identical files")
-    a("--out", default="samples.png", help="grid of all images, sized to the count (default "
-      "samples.png; '' for none)")
-    a("--save_individual", metavar="DIR", help="also write one 28x28 grayscale PNG per image")
-    a("--npy", metavar="FILE", help="also write the raw float32 [N, 1, 28, 28] array in [-1, 1]")
+    a("--out", default=None, help=f"grid of all images, sized to the count; written when given, "
+      f"or as {DEFAULT_GRID} when no --npy or --save_individual is asked for")
+    a("--save_individual", metavar="DIR", help="also write one PNG per image (grayscale or RGB)")
+    a("--npy", metavar="FILE", help="also write the raw float32 [N, C, H, W] array in [-1, 1]")
     a("--interpolate", type=positive("interpolate"), metavar="K",
       help="instead: a GIF walking through K random latent points (spherical interpolation)")
     a("--gif", default="interpolation.gif", help="where --interpolate writes (default "
       "interpolation.gif)")
-    a("--device_target", choices=DEVICES, default="auto", help="device (default auto)")
     a("--batch_size", type=positive("batch_size"), default=1000,
       help="images per forward pass; memory stays bounded for any --num (default 1000)")
-    a("--verbose", action="store_true", help="show MindSpore's own log lines")
+    add_runtime_flags(p)
     return p
+
+
+DEFAULT_GRID = "samples.png"
 
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     if args.interpolate is not None and args.interpolate < 2:
         parser.error("--interpolate needs at least 2 points")
     if not Path(args.ckpt).is_file():
         parser.error(f"--ckpt {args.ckpt}: no such file")
-    quiet_mindspore(args.verbose)
+    if args.out is None and not (args.npy or args.save_individual):
+        args.out = DEFAULT_GRID
+        if Path(DEFAULT_GRID).exists() and not args.interpolate:
+            print(f"note: overwriting ./{DEFAULT_GRID} (name another file with --out)",
+                  file=sys.stderr)
 
-    from .checkpoint import CheckpointError, load_generator
-    from .runtime import DeviceUnavailable, setup
+    from .checkpoint import load_generator
     from .viz import grid_image, save_gif, save_grid
 
-    try:
-        setup(args.device_target, "graph")
+    start(parser, args.device_target)
+    with one_line_errors(parser):
         net = load_generator(args.ckpt)
-    except (CheckpointError, DeviceUnavailable) as exc:
-        parser.error(str(exc))
 
     if args.interpolate:
         frames = interpolate(net, args.interpolate, args.seed)
@@ -165,18 +172,20 @@ class _Outputs:
         self.npy = None
         if args.npy:
             Path(args.npy).parent.mkdir(parents=True, exist_ok=True)
-            self.npy = np.lib.format.open_memmap(args.npy, mode="w+", dtype=np.float32,
-                                                 shape=(args.num, 1, 28, 28))
 
     def add(self, batch: np.ndarray) -> None:
         n = len(batch)
         if self.args.out:
             self.parts.append(batch.astype(np.float16))  # half the memory; grid pixels are 8-bit
-        if self.npy is not None:
+        if self.args.npy:
+            if self.npy is None:  # shaped by the first batch: [num, C, H, W]
+                self.npy = np.lib.format.open_memmap(self.args.npy, mode="w+", dtype=np.float32,
+                                                     shape=(self.args.num, *batch.shape[1:]))
             self.npy[self.count:self.count + n] = batch
         if self.args.save_individual:
-            pixels = np.clip((batch[:, 0] + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+            pixels = np.clip((batch + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
             for i, img in enumerate(pixels):
+                img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)  # HxW or HxWx3
                 self.iio.imwrite(Path(self.args.save_individual) / f"{self.count + i:05d}.png", img)
         self.count += n
 

@@ -1,7 +1,8 @@
-"""`python -m mindgan.train`: train the tutorial's GAN on MNIST.
+"""`python -m mindgan.train`: the command line of `mindgan.training.train` (the library loop).
 
-Thin on purpose: flags are checked here (before MindSpore is imported, so a typo costs no
-start-up time), then `mindgan.training.train` does the work.
+Thin on purpose: flags and data are checked here (a typo costs no graph compile), then
+`mindgan.training.train` does the work. `--model` picks the family; its tutorial's
+hyper-parameters are the defaults, and any flag given overrides them.
 """
 from __future__ import annotations
 
@@ -10,13 +11,20 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import Parser, non_negative, positive, unit_interval
-from .runtime import DEVICES, quiet_mindspore
+from .cli import Parser, add_runtime_flags, non_negative, parse, positive, start, unit_interval
+
+FAMILIES = ("mlp", "dcgan", "dcgan-mnist")  # mindgan.models.FAMILIES, without importing MindSpore
 
 EXAMPLES = """examples:
   python -m mindgan.train --device_target GPU              # the tutorial: 200 epochs
   python -m mindgan.train --epochs 5 --output_dir runs/try  # a short run on the best device
   python -m mindgan.train --resume runs/try --epochs 10     # continue it to 10 epochs
+  python -m mindgan.train --model dcgan-mnist               # TensorFlow's DCGAN on MNIST
+
+model families (--model) and their defaults:
+  mlp          the MindSpore tutorial's MLP GAN: 28x28, 200 epochs, batch 128, Adam(2e-4, 0.5)
+  dcgan        MindSpore's DCGAN tutorial: 64x64 (16*2^k), 10 epochs, batch 128, Adam(2e-4, 0.5)
+  dcgan-mnist  TensorFlow's DCGAN tutorial: 28x28, 50 epochs, batch 256, Adam(1e-4, 0.9)
 
 Each run folder holds checkpoints/ (generator.ckpt, discriminator.ckpt, last.ckpt for
 resuming, generator_epoch_XXX.ckpt snapshots), samples/epoch_XXX.png, losses.csv,
@@ -26,21 +34,37 @@ loss_curve.png, training.gif and config.json."""
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m mindgan.train", epilog=EXAMPLES,
                formatter_class=argparse.RawDescriptionHelpFormatter,
-               description="Train the MindSpore tutorial's MLP GAN (GAN图像生成) on MNIST. "
-                           "Defaults are the tutorial's.")
+               description="Train a GAN on MNIST: the MindSpore tutorial's MLP GAN (GAN图像生成) "
+                           "by default, or a convolutional family (--model). Defaults are the "
+                           "chosen family's tutorial's.")
     # default=None everywhere: with --resume, only flags actually given override the saved run.
     a = p.add_argument
-    a("--device_target", choices=DEVICES, default=None,
-      help="where to train; auto (default) picks GPU, then Ascend, then CPU and logs the choice")
+    a("--model", choices=tuple(FAMILIES), default=None,
+      help="model family (default mlp); sets the defaults of the flags below")
     a("--epochs", type=positive("epochs"), default=None,
-      help="total number of epochs, counting those already done when resuming (default 200)")
+      help="total number of epochs, counting those already done when resuming (default: the "
+           "family's, 200 for mlp)")
     a("--batch_size", type=positive("batch_size"), default=None,
-      help="images per step (default 128: 468 steps per epoch; the last partial batch is dropped)")
+      help="images per step (default: the family's, 128 for mlp: 468 steps per epoch; the last "
+           "partial batch is dropped)")
     a("--latent_size", type=positive("latent_size"), default=None,
       help="length of the noise vector z (default 100)")
-    a("--lr", type=positive("lr", float), default=None, help="Adam learning rate for both nets (default 2e-4)")
-    a("--beta1", type=unit_interval("beta1"), default=None, help="Adam beta1 (default 0.5)")
+    a("--lr", type=positive("lr", float), default=None,
+      help="Adam learning rate for both nets (default: the family's, 2e-4 for mlp)")
+    a("--beta1", type=unit_interval("beta1"), default=None, help="Adam beta1 (default: the family's, 0.5 for mlp)")
     a("--beta2", type=unit_interval("beta2"), default=None, help="Adam beta2 (default 0.999)")
+    a("--image_size", type=positive("image_size"), default=None,
+      help="side of the generated images (default: the family's; must match the data)")
+    a("--channels", type=int, choices=(1, 3), default=None,
+      help="image channels (default: the data's, 1 for MNIST)")
+    a("--ngf", type=positive("ngf"), default=None, help="generator width of the convolutional families (default 64)")
+    a("--ndf", type=positive("ndf"), default=None, help="discriminator width of the convolutional families (default 64)")
+    a("--noise", choices=("normal", "uniform"), default=None,
+      help="z ~ N(0, 1) (default) or uniform in [-1, 1] (carpedm20's DCGAN)")
+    a("--g_steps", type=positive("g_steps"), default=None,
+      help="generator updates per discriminator update, on the same noise (default 1; carpedm20's DCGAN: 2)")
+    a("--num_samples", type=positive("num_samples"), default=None,
+      help="images in each epoch's sample grid (default: the family's, 25 for mlp)")
     a("--seed", type=non_negative("seed"), default=None,
       help="seed for weights, data order and noise (default 0); same seed, same run on CPU")
     a("--data_dir", default=None,
@@ -62,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
            "steps per epoch, 1 for short runs); more means fewer host round trips, longer compile")
     a("--mode", choices=("graph", "pynative"), default=None,
       help="graph (default): the step compiled by mindspore.jit; pynative: eager, for debugging")
-    a("--verbose", action="store_true", help="show MindSpore's own INFO/WARNING log lines")
-    a("--no_progress", action="store_true", help="no progress bar (epoch summaries only)")
+    a("--no_progress", action="store_true",
+      help="no progress bar or progress lines (epoch summaries only)")
+    add_runtime_flags(p, device_default=None)
     return p
 
 
@@ -72,17 +97,19 @@ def resolve_config(args: argparse.Namespace):
     flags given. Raises ValueError (one line) on a conflict."""
     from dataclasses import fields
 
-    from .training import TrainConfig
+    from .config import TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     if args.resume is None:
         return TrainConfig(**given)
-    saved_path = Path(args.resume) / "config.json"
     if not (Path(args.resume) / "checkpoints" / "last.ckpt").is_file():
         raise ValueError(f"--resume {args.resume}: no checkpoints/last.ckpt there to resume from")
-    saved = json.loads(saved_path.read_text())
-    config = TrainConfig(**{f.name: saved[f.name] for f in fields(TrainConfig) if f.name in saved})
+    if "output_dir" in given and Path(given["output_dir"]).resolve() != Path(args.resume).resolve():
+        raise ValueError(f"--output_dir {given['output_dir']} with --resume {args.resume}: a resumed "
+                         f"run continues in its own folder; to branch it, copy it first "
+                         f"(cp -r {args.resume} {given['output_dir']}) and resume the copy")
+    config = TrainConfig.from_dict(json.loads((Path(args.resume) / "config.json").read_text()))
     for name, value in given.items():
         if name in TrainConfig.RUN_CONTROL:
             setattr(config, name, value)
@@ -94,15 +121,15 @@ def resolve_config(args: argparse.Namespace):
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    quiet_mindspore(args.verbose)
+    args = parse(parser, argv)
     try:
         config = resolve_config(args)
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
 
-    # Check what can be checked before MindSpore starts: the data and its size.
+    # Check what can be checked before a graph is compiled: the data, its size and shape.
     from .data import IdxFormatError, load_mnist
+    from .models import family
 
     try:
         images = load_mnist("train", config.data_dir)[0]
@@ -111,21 +138,29 @@ def main(argv=None) -> int:
     n = min(len(images), config.subset or len(images))
     if config.batch_size > n:
         parser.error(f"--batch_size {config.batch_size} is larger than the dataset ({n} images)")
+    data_shape = (1, *images.shape[1:])
+    if config.channels is None:
+        config.channels = data_shape[0]
+    try:
+        family(config.model).check(config.spec)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if config.spec.image_shape != data_shape:
+        parser.error(f"--model {config.model} makes {'x'.join(map(str, config.spec.image_shape))} "
+                     f"images but MNIST is {'x'.join(map(str, data_shape))}; set --image_size "
+                     f"{data_shape[1]} --channels {data_shape[0]} if the family allows it")
     if config.output_dir and args.resume is None:
         out = Path(config.output_dir)
         if out.exists() and any(out.iterdir()):
             parser.error(f"--output_dir {out} exists and is not empty; use --resume {out} to "
                          f"continue that run, or choose another folder")
 
-    from .runtime import DeviceUnavailable, setup
     from .training import TrainingDiverged, TrainingInterrupted, train
 
-    try:
-        device = setup(config.device_target, config.mode)
-    except DeviceUnavailable as exc:
-        parser.error(str(exc))
+    device = start(parser, config.device_target, config.mode)
     print(f"device: {device} (asked for {config.device_target}), mode: {config.mode}, "
-          f"{n} images, batch {config.batch_size}, {n // config.batch_size} steps/epoch", flush=True)
+          f"model: {config.spec.describe()}, {n} images, batch {config.batch_size}, "
+          f"{n // config.batch_size} steps/epoch", flush=True)
     try:
         run_dir = train(config, resume=args.resume, device=device, images=images,
                         progress=not args.no_progress)

@@ -14,27 +14,34 @@ __all__ = ["grid_image", "save_grid", "plot_losses", "save_gif"]
 
 
 def grid_image(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 3) -> np.ndarray:
-    """Tile images float `[N, 1, H, W]` in [-1, 1] into one uint8 `[rows, cols]` picture.
+    """Tile images float `[N, C, H, W]` in [-1, 1] (C = 1 or 3) into one uint8 picture:
+    `[rows, cols]` for grayscale, `[rows, cols, 3]` for RGB.
 
     `nrow` images per row (default: a square-ish grid sized to N); `pad` black pixels between
     tiles; each pixel enlarged `scale` times so a 28x28 digit is readable on screen.
     """
-    images = np.asarray(images, np.float32).reshape(len(images), *np.shape(images)[-2:])
-    n, h, w = images.shape
+    images = np.asarray(images, np.float32)
+    if images.ndim == 3:  # [N, H, W]
+        images = images[:, None]
+    n, c, h, w = images.shape
+    if c not in (1, 3):
+        raise ValueError(f"images have {c} channels; a picture needs 1 (grayscale) or 3 (RGB)")
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
-    ncol_rows = math.ceil(n / nrow)
-    tiles = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
-    grid = np.zeros((ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad), np.uint8)
+    rows = math.ceil(n / nrow)
+    tiles = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+    grid = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), np.uint8)
     for i, tile in enumerate(tiles):
-        r, c = divmod(i, nrow)
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        r, col = divmod(i, nrow)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
         grid[y:y + h, x:x + w] = tile
-    return np.kron(grid, np.ones((scale, scale), np.uint8)) if scale > 1 else grid
+    if scale > 1:
+        grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    return grid[..., 0] if c == 1 else grid
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = None,
               scale: int = 3) -> Path:
-    """Save `grid_image(images)` as a grayscale PNG (written atomically)."""
+    """Save `grid_image(images)` as a grayscale or RGB PNG (written atomically)."""
     import imageio.v3 as iio
 
     with atomic_output(path) as tmp:
@@ -88,11 +95,19 @@ def _ema(values: np.ndarray, span: int) -> np.ndarray:
 
 
 def save_gif(frames: Sequence[str | os.PathLike | np.ndarray], path: str | os.PathLike,
-             seconds_per_frame: float = 0.25) -> Path:
-    """Write PNG files (or uint8 arrays) as an endlessly looping GIF, in the given order."""
+             seconds_per_frame: float = 0.25, hold_last: float = 1.0) -> Path:
+    """Write PNG files (or uint8 arrays) as an endlessly looping GIF, in the given order, each
+    frame shown `seconds_per_frame`, the last one `hold_last` seconds (the result, before the
+    loop starts over)."""
     import imageio.v2 as imageio
 
     pictures = [imageio.imread(f) if not isinstance(f, np.ndarray) else f for f in frames]
-    with atomic_output(path) as tmp:
-        imageio.mimsave(tmp, pictures, format="GIF", duration=seconds_per_frame, loop=0)
+    # imageio's Pillow plugin takes milliseconds, one value per frame (seconds were read as
+    # 0 ms: viewers then played the GIF as fast as they could).
+    durations = [round(1000 * seconds_per_frame)] * len(pictures)
+    if durations:
+        durations[-1] = round(1000 * max(hold_last, seconds_per_frame))
+    with atomic_output(path) as tmp:  # (Pillow takes a list only for several frames)
+        imageio.mimsave(tmp, pictures, format="GIF", loop=0,
+                        duration=durations if len(durations) > 1 else durations[0])
     return Path(path)

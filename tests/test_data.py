@@ -120,15 +120,16 @@ def test_content_checks(tmp_path, bad):
 
 
 def test_batches(train):
-    images = train[0]
-    batches = list(data.iterate_batches(images, 128, seed=3, epoch=0))
+    images = data.to_model_range(train[0])
+    batches = [images[idx] for idx in data.batch_indices(len(images), 128, seed=3, epoch=0)]
     assert len(batches) == 468
     assert all(b.shape == (128, 1, 28, 28) and b.dtype == np.float32 for b in batches)
     assert min(b.min() for b in batches) == -1.0 and max(b.max() for b in batches) == 1.0
     # Seeded and per-epoch: the same (seed, epoch) replays, another epoch reshuffles.
-    again = next(data.iterate_batches(images, 128, seed=3, epoch=0))
-    np.testing.assert_array_equal(again, batches[0])
-    assert not np.array_equal(next(data.iterate_batches(images, 128, seed=3, epoch=1)), batches[0])
+    again = data.batch_indices(len(images), 128, seed=3, epoch=0)
+    np.testing.assert_array_equal(images[again[0]], batches[0])
+    other = data.batch_indices(len(images), 128, seed=3, epoch=1)
+    assert not np.array_equal(images[other[0]], batches[0])
     # Each image at most once per epoch; without drop_remainder every image exactly once.
     idx = data.batch_indices(60000, 128, seed=3, epoch=0)
     assert len(np.unique(idx)) == idx.size == 468 * 128
@@ -141,6 +142,8 @@ def test_to_model_range_values():
     out = data.to_model_range(np.array([[[0, 255], [51, 204]]], np.uint8))
     assert out.shape == (1, 1, 2, 2) and out.dtype == np.float32
     np.testing.assert_allclose(out.ravel(), [-1.0, 1.0, -0.6, 0.6], atol=1e-6)
+    rgb = data.to_model_range(np.full((2, 3, 4, 5), 255, np.uint8))  # channels kept
+    assert rgb.shape == (2, 3, 4, 5) and np.all(rgb == 1.0)
 
 
 def test_data_check_cli():

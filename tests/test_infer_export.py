@@ -196,3 +196,16 @@ def test_shipped_pretrained_generator_draws_all_ten_digits(tmp_path):
     _, probs = predict(load_classifier(), samples)
     assert len(set(probs.argmax(axis=1))) == 10
     assert probs.max(axis=1).mean() > 0.95
+
+
+def test_shipped_pretrained_generator_samples_are_unchanged_by_the_refactor():
+    """Byte-identical samples for the same seed as before the package knew several families
+    (tests/data/mlp_reference.json; a new shipped file needs a new reference)."""
+    import json
+
+    reference = json.loads((REPO / "tests" / "data" / "mlp_reference.json").read_text())["pretrained"]
+    ckpt = REPO / "pretrained" / "generator_mnist.ckpt"
+    if digest(ckpt) != reference["file_sha256"]:
+        pytest.fail("pretrained/generator_mnist.ckpt changed: record its samples' digest anew")
+    fake = generate(ckpt, 16, seed=0)
+    assert hashlib.sha256(fake.tobytes()).hexdigest() == reference["generate_16_seed0_sha256"]

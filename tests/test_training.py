@@ -1,6 +1,8 @@
 """The training step and loop, in process (real MindSpore on CPU, real MNIST digits)."""
 import csv
 import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +12,8 @@ import mindspore as ms
 from helpers import SHIPPED_MNIST
 from mindgan.checkpoint import atomic_save, read_checkpoint
 from mindgan.data import load_mnist, to_model_range
-from mindgan.training import (TrainConfig, TrainingDiverged, build_gan, make_train_step,
-                              make_updates, sample, train)
+from mindgan.gan import build_gan, make_train_step, make_updates, sample
+from mindgan.training import TrainConfig, TrainingDiverged, train
 
 
 @pytest.fixture(scope="module")
@@ -157,19 +159,39 @@ def test_resume_continues_exactly(tmp_path, digits):
     assert any(k.startswith("optim_d.moment1.") for k in wa)
 
 
-def test_several_steps_per_call_train_like_one_step_per_call(tmp_path, digits):
-    """steps_per_call=4 on 10 steps an epoch (calls of 4, 4, then 1, 1): the same losses and
-    weights as one step per call; the compiled multi-step graph is unrolled, not different."""
-    common = dict(epochs=2, batch_size=64, subset=640, seed=8, device_target="CPU")
-    one = train(TrainConfig(output_dir=str(tmp_path / "one"), steps_per_call=1, **common),
-                images=digits, progress=False)
-    four = train(TrainConfig(output_dir=str(tmp_path / "four"), steps_per_call=4, **common),
-                 images=digits, progress=False)
-    assert_same_run(one, four, steps=20)
+MLP_REFERENCE = json.loads((Path(__file__).parent / "data" / "mlp_reference.json").read_text())
+
+
+def tensor_digest(path):
+    """SHA-256 of a checkpoint's tensors in name order (other entries, like the spec, left out)."""
+    params = read_checkpoint(path)
+    h = hashlib.sha256()
+    for name in sorted(k for k in params if hasattr(params[k], "asnumpy")):
+        h.update(name.encode())
+        h.update(params[name].asnumpy().tobytes())
+    return h.hexdigest()
+
+
+def test_mlp_trains_bit_for_bit_as_before_the_refactor_at_one_and_several_steps_per_call(
+        tmp_path, digits):
+    """steps_per_call=4 on 10 steps an epoch (calls of 4, 4, then 1, 1) trains like one step per
+    call, and both exactly as the MLP did before the package became a framework: the same
+    losses to every logged digit and the same generator weights bit for bit."""
+    common = dict(epochs=2, batch_size=64, subset=640, seed=11, device_target="CPU")
+    runs = {}
+    for name, per_call in (("one_per_call", 1), ("four_per_call", 4)):
+        runs[name] = train(TrainConfig(output_dir=str(tmp_path / name), steps_per_call=per_call,
+                                       **common), images=digits, progress=False)
+        expected = MLP_REFERENCE["runs"][name]
+        rows = [[r[c] for c in ("step", "loss_d", "loss_g", "d_real", "d_fake")]
+                for r in read_log(runs[name])]
+        assert rows == expected["rows"], name
+        assert tensor_digest(runs[name] / "checkpoints" / "generator.ckpt") == expected["generator_sha256"]
+    assert_same_run(runs["one_per_call"], runs["four_per_call"], steps=20)
 
 
 def test_steps_per_call_is_chosen_per_run():
-    from mindgan.training import auto_steps_per_call
+    from mindgan.gan import auto_steps_per_call
 
     assert auto_steps_per_call(468, 200 * 468) == 12   # the tutorial's run
     assert auto_steps_per_call(469, 200 * 469) == 7    # 469 = 7 x 67: calls never straddle epochs
@@ -177,7 +199,7 @@ def test_steps_per_call_is_chosen_per_run():
 
 
 def test_log_reader_drops_unsaved_rows_and_a_line_cut_short(tmp_path):
-    from mindgan.training import LOG_COLUMNS, _read_log
+    from mindgan.rundir import LOG_COLUMNS, read_log as _read_log
 
     path = tmp_path / "losses.csv"
     lines = [",".join(LOG_COLUMNS)] + [f"1,{s},1.2,0.9,0.6,0.4" for s in range(1, 6)]
@@ -202,7 +224,7 @@ def test_nan_loss_stops_and_leaves_checkpoints_untouched(tmp_path, digits):
     weight = params["discriminator.model.0.weight"].asnumpy()
     weight[0, 0] = np.inf
     params["discriminator.model.0.weight"].set_data(ms.Tensor(weight))
-    extra = {k: params.pop(k) for k in ("mindgan_step", "mindgan_config", "mindgan_fixed_noise")}
+    extra = {k: params.pop(k) for k in [k for k in params if k.startswith("mindgan_")]}
     extra["mindgan_step"] = int(extra["mindgan_step"].asnumpy())
     atomic_save([{"name": k, "data": v} for k, v in params.items()], ckpts / "last.ckpt", extra)
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in ckpts.iterdir()}

@@ -1,0 +1,183 @@
+"""What every GAN here shares: the nets and optimizers, the two updates, the compiled step,
+the noise and sampling. Nothing in it knows an architecture or an image shape.
+
+The step is the tutorial's: a discriminator update on BCE(D(x), 1) + BCE(D(G(z)), 0), then a
+generator update on the non-saturating BCE(D(G(z)), 1), each through `mindspore.value_and_grad`
+and `nn.Adam`, compiled into one graph by `mindspore.jit`. A family whose D gives logits
+(`D_OUTPUT = "logit"`) gets the same losses in their numerically stable form on logits.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import nn, ops
+
+from .models import build, family
+
+__all__ = ["build_gan", "make_updates", "make_train_step", "auto_steps_per_call",
+           "latent_noise", "steps_noise", "fixed_noise", "sample", "inference_mode"]
+
+
+def build_gan(config):
+    """Generator, Discriminator and their Adam optimizers for `config` (a TrainConfig),
+    initialised from `config.seed`.
+
+    Returns (net_g, net_d, opt_g, opt_d), nets in training mode. The optimizers' own state
+    (step counter, beta powers, moments) is prefixed "optim_g." / "optim_d." so that every
+    Parameter name in the compiled graph is unique.
+    """
+    ms.set_seed(config.seed)
+    net_g, net_d = build(config.spec)
+    optimizers = []
+    for net, prefix in ((net_g, "optim_g."), (net_d, "optim_d.")):
+        opt = nn.Adam(net.trainable_params(), learning_rate=config.lr,
+                      beta1=config.beta1, beta2=config.beta2)
+        # Not opt.update_parameters_name: that would rename the network's weights too.
+        own = {id(p) for p in net.get_parameters()}
+        for p in opt.get_parameters():
+            if id(p) not in own:
+                p.name = prefix + p.name
+        optimizers.append(opt)
+    net_g.set_train(True)
+    net_d.set_train(True)
+    return net_g, net_d, optimizers[0], optimizers[1]
+
+
+def _identity(x):
+    return x
+
+
+def _losses(d_output: str):
+    """(bce(out, target), probability(out)) for a D whose output is `d_output`."""
+    if d_output == "logit":
+        return nn.BCEWithLogitsLoss(reduction="mean"), ops.sigmoid
+    return nn.BCELoss(reduction="mean"), _identity
+
+
+def make_updates(net_g, net_d, opt_g, opt_d):
+    """The two phases of a step, uncompiled: (d_update, g_update).
+
+    `d_update(real, z)` takes one Adam step on the discriminator with
+    BCE(D(x), 1) + BCE(D(G(z)), 0) and returns (loss_d, mean D(x), mean D(G(z))) (D's outputs
+    as probabilities); `g_update(z)` takes one on the generator with the non-saturating
+    BCE(D(G(z)), 1) and returns loss_g. real float32 `[B, C, H, W]` in [-1, 1], z float32
+    `[B, latent]`.
+    """
+    spec = getattr(net_d, "spec", None)  # nets built without a spec are the tutorial's MLP
+    bce, prob = _losses(family(spec.family).D_OUTPUT if spec else "probability")
+
+    def d_forward(real, z):
+        d_real = net_d(real)
+        d_fake = net_d(net_g(z))
+        loss = bce(d_real, ops.ones_like(d_real)) + bce(d_fake, ops.zeros_like(d_fake))
+        return loss, prob(d_real).mean(), prob(d_fake).mean()
+
+    def g_forward(z):
+        d_fake = net_d(net_g(z))
+        return bce(d_fake, ops.ones_like(d_fake))  # non-saturating: G wants D(G(z)) -> 1
+
+    # Gradients only for the parameters this phase's optimizer owns.
+    d_grad = ms.value_and_grad(d_forward, None, opt_d.parameters, has_aux=True)
+    g_grad = ms.value_and_grad(g_forward, None, opt_g.parameters)
+
+    def d_update(real, z):
+        (loss_d, d_real, d_fake), grads = d_grad(real, z)
+        opt_d(grads)
+        return loss_d, d_real, d_fake
+
+    def g_update(z):
+        loss_g, grads = g_grad(z)
+        opt_g(grads)
+        return loss_g
+
+    return d_update, g_update
+
+
+def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
+                    g_steps: int = 1):
+    """One GAN step: update D, then G (`g_steps` times, on the same noise, as carpedm20's DCGAN
+    does with 2); one compiled graph when `jit`.
+
+    `step(images, idx, z)`: images float32 `[N, C, H, W]` in [-1, 1] (the whole training set,
+    resident on the device), idx int32 `[B]` (this batch's rows), z float32 `[B, latent]`.
+    Returns float32 `[4]`: loss_d, loss_g (of the last G update), mean D(x), mean D(G(z))
+    (before the D update).
+
+    With `steps` = k the function runs k steps in a row, unrolled in one graph: idx `[k, B]`,
+    z `[k, B, latent]` -> `[k, 4]`. Same updates in the same order, but one launch and one host
+    sync for all of them, at the price of a longer compile.
+    """
+    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d)
+
+    def step(images, idx, z):
+        real = ops.gather(images, idx, 0)  # batch gathered on the device: no host copy
+        loss_d, d_real, d_fake = d_update(real, z)
+        loss_g = g_update(z)
+        for _ in range(g_steps - 1):
+            loss_g = g_update(z)
+        return ops.stack([loss_d, loss_g, d_real, d_fake])
+
+    def several_steps(images, idx, z):
+        results = []
+        for k in range(steps):
+            results.append(step(images, idx[k], z[k]))
+        return ops.stack(results)
+
+    fn = step if steps is None else several_steps
+    return ms.jit(fn) if jit else fn
+
+
+def auto_steps_per_call(steps_per_epoch: int, total_steps: int, most: int = 12,
+                        min_total: int = 2000) -> int:
+    """Steps per compiled call for a run: the largest divisor of `steps_per_epoch` up to `most`
+    (so calls never straddle an epoch; 12 for the tutorial's 468), or 1 for runs shorter than
+    `min_total` steps, where the longer compile (about 0.8 s a step) would not pay back."""
+    if total_steps < min_total:
+        return 1
+    return max(k for k in range(1, most + 1) if steps_per_epoch % k == 0)
+
+
+def _draw(rng: np.random.Generator, shape: tuple, kind: str) -> np.ndarray:
+    if kind == "uniform":
+        return rng.uniform(-1.0, 1.0, shape).astype(np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def latent_noise(seed: int, step: int, n: int, latent_size: int, kind: str = "normal") -> np.ndarray:
+    """z for global step `step`: float32 `[n, latent_size]`, N(0, 1) or uniform in [-1, 1].
+
+    A pure function of (seed, step), so a resumed run draws exactly the noise it would have.
+    """
+    return _draw(np.random.default_rng([seed, 1, step]), (n, latent_size), kind)
+
+
+def steps_noise(seed: int, first_step: int, steps: int, n: int, latent_size: int,
+                kind: str = "normal") -> np.ndarray:
+    """z for `steps` consecutive global steps after `first_step`: float32 `[steps, n, latent]`."""
+    return np.stack([latent_noise(seed, first_step + j, n, latent_size, kind) for j in range(steps)])
+
+
+def fixed_noise(seed: int, latent_size: int, n: int = 25, kind: str = "normal") -> np.ndarray:
+    """The noise behind every epoch's sample grid: float32 `[n, latent_size]`."""
+    return _draw(np.random.default_rng([seed, 2]), (n, latent_size), kind)
+
+
+@contextlib.contextmanager
+def inference_mode(net):
+    """Run `net` in inference mode (BatchNorm on its running statistics, no dropout) inside
+    the block, and give it back in the mode it had."""
+    was_training = net.training
+    net.set_train(False)
+    try:
+        yield net
+    finally:
+        net.set_train(was_training)
+
+
+def sample(net_g, z: np.ndarray) -> np.ndarray:
+    """G(z) in inference mode: float32 `[N, C, H, W]` in [-1, 1]; the net's mode is kept."""
+    with inference_mode(net_g):
+        return net_g(ms.Tensor(z)).asnumpy()

@@ -1,0 +1,127 @@
+"""`dcgan`: MindSpore's DCGAN tutorial ("DCGAN生成漫画头像", anime faces at 64x64).
+
+G: ConvTranspose(nz→8·ngf, 4, stride 1, valid) → BN → ReLU, then stride-2 blocks
+ConvTranspose(4, 2, pad 1) → BN → ReLU halving the width, and ConvTranspose(ngf→nc, 4, 2, pad 1)
+→ Tanh. D mirrors it: Conv(nc→ndf, 4, 2, pad 1) → LeakyReLU(0.2), stride-2 Conv → BN →
+LeakyReLU(0.2) blocks doubling the width, Conv(→1, 4, 1, valid) → Sigmoid. No conv biases.
+Sizes other than 64 add or remove one stride-2 block per factor of two (16·2^k), as the
+common DCGAN references do. The layer indices match the tutorial's SequentialCell, so
+checkpoints its code saved ("generator.0.weight", ...) load as they are.
+"""
+from __future__ import annotations
+
+from mindspore import nn, ops
+from mindspore.common.initializer import Normal
+
+from .layers import LeakyReLU
+
+D_OUTPUT = "probability"
+# The tutorial's hyper-parameters: 64x64 RGB, batch 128, 10 epochs, Adam(2e-4, 0.5), 8x8 samples.
+PRESET = dict(epochs=10, batch_size=128, lr=2e-4, beta1=0.5, beta2=0.999,
+              image_size=64, channels=3, num_samples=64)
+
+__all__ = ["generator", "discriminator", "check", "spec_from_shapes", "stride2_blocks"]
+
+
+def stride2_blocks(image_size: int) -> int:
+    """How many stride-2 layers take 4x4 to `image_size` (4 for 64); ValueError with one line
+    unless `image_size` is 16·2^k."""
+    k, size = 2, 16
+    while size < image_size:
+        k, size = k + 1, size * 2
+    if size != image_size:
+        raise ValueError(f"--image_size {image_size}: the dcgan family needs 16·2^k pixels "
+                         f"(16, 32, 64, 128, ...)")
+    return k
+
+
+def _bn(width: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(width, gamma_init=Normal(0.02, 1.0), beta_init="zeros")
+
+
+class Generator(nn.Cell):
+    """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
+    3,576,704 trainable parameters at latent 100, ngf 64, nc 3, S 64."""
+
+    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int):
+        super().__init__()
+        self.latent_size = latent_size
+        blocks = stride2_blocks(image_size)
+        width = ngf * 2 ** (blocks - 1)
+        self.model = nn.SequentialCell()
+        self.model.append(nn.Conv2dTranspose(latent_size, width, 4, stride=1, pad_mode="valid",
+                                             has_bias=False, weight_init=Normal(0.02)))
+        self.model.append(_bn(width))
+        self.model.append(nn.ReLU())
+        for _ in range(blocks - 1):
+            self.model.append(nn.Conv2dTranspose(width, width // 2, 4, stride=2, pad_mode="pad",
+                                                 padding=1, has_bias=False, weight_init=Normal(0.02)))
+            self.model.append(_bn(width // 2))
+            self.model.append(nn.ReLU())
+            width //= 2
+        self.model.append(nn.Conv2dTranspose(width, channels, 4, stride=2, pad_mode="pad",
+                                             padding=1, has_bias=False, weight_init=Normal(0.02)))
+        self.model.append(nn.Tanh())
+        self.update_parameters_name("generator.")
+
+    def construct(self, z):
+        return self.model(ops.reshape(z, (-1, self.latent_size, 1, 1)))
+
+
+class Discriminator(nn.Cell):
+    """images `[N, nc, S, S]` in [-1, 1] -> P(real) float32 `[N, 1]` in (0, 1).
+    2,765,568 trainable parameters at ndf 64, nc 3, S 64."""
+
+    def __init__(self, channels: int, image_size: int, ndf: int):
+        super().__init__()
+        blocks = stride2_blocks(image_size)
+        width = ndf
+        self.model = nn.SequentialCell()
+        self.model.append(nn.Conv2d(channels, width, 4, stride=2, pad_mode="pad", padding=1,
+                                    has_bias=False, weight_init=Normal(0.02)))
+        self.model.append(LeakyReLU(0.2))
+        for _ in range(blocks - 1):
+            self.model.append(nn.Conv2d(width, width * 2, 4, stride=2, pad_mode="pad", padding=1,
+                                        has_bias=False, weight_init=Normal(0.02)))
+            self.model.append(_bn(width * 2))
+            self.model.append(LeakyReLU(0.2))
+            width *= 2
+        self.model.append(nn.Conv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
+                                    weight_init=Normal(0.02)))
+        self.model.append(nn.Sigmoid())
+        self.update_parameters_name("discriminator.")
+
+    def construct(self, x):
+        return ops.reshape(self.model(x), (-1, 1))
+
+
+def generator(spec) -> Generator:
+    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf)
+
+
+def discriminator(spec) -> Discriminator:
+    return Discriminator(spec.channels, spec.image_size, spec.ndf)
+
+
+def check(spec) -> None:
+    stride2_blocks(spec.image_size)
+    if spec.ngf < 1 or spec.ndf < 1 or spec.channels < 1 or spec.latent_size < 1:
+        raise ValueError(f"dcgan: latent size, channels, --ngf and --ndf must be positive ({spec})")
+
+
+def spec_from_shapes(shapes: dict):
+    """Recognise the generator: 4-D ConvTranspose weights at indices 0, 3, 6, ... with 4x4
+    kernels, BN after each but the last."""
+    from . import ModelSpec
+
+    first = shapes.get("model.0.weight")
+    if first is None or len(first) != 4 or tuple(first[2:]) != (4, 4):
+        return None
+    convs = []
+    while f"model.{3 * len(convs)}.weight" in shapes:
+        convs.append(tuple(shapes[f"model.{3 * len(convs)}.weight"]))
+    if len(convs) < 3 or any(len(c) != 4 or c[2:] != (4, 4) for c in convs):
+        return None
+    last = convs[-1]  # [ngf, nc, 4, 4]
+    return ModelSpec("dcgan", latent_size=int(first[0]), channels=int(last[1]),
+                     image_size=4 * 2 ** (len(convs) - 1), ngf=int(last[0]), ndf=64)

@@ -1,0 +1,116 @@
+"""`dcgan-mnist`: TensorFlow's DCGAN tutorial on MNIST (28x28x1).
+
+G: Dense(nz→7·7·256, no bias) → BN → LeakyReLU; reshape to 256×7×7; ConvTranspose(256→128, 5,
+stride 1, same) → BN → LeakyReLU; ConvTranspose(128→64, 5, 2, same) → BN → LeakyReLU;
+ConvTranspose(64→nc, 5, 2, same) → Tanh; no biases. D: Conv(nc→64, 5, 2, same) → LeakyReLU →
+Dropout(0.3); Conv(64→128, 5, 2, same) → LeakyReLU → Dropout(0.3); Flatten; Dense(→1), a logit.
+Keras's defaults where the tutorial leaves them: LeakyReLU slope 0.3, BatchNorm momentum 0.99
+and epsilon 1e-3, Glorot-uniform weights, zero biases. The image side is a multiple of 4
+(28 by default); the widths scale with --ngf/--ndf (64 each, as the tutorial).
+"""
+from __future__ import annotations
+
+from mindspore import nn, ops
+
+from .layers import BatchNorm1d, Dropout, LeakyReLU, Reshape
+
+D_OUTPUT = "logit"
+# The tutorial's hyper-parameters: batch 256, 50 epochs, Adam(1e-4) with Keras's beta1 0.9,
+# 16 fixed samples in a 4x4 grid.
+PRESET = dict(epochs=50, batch_size=256, lr=1e-4, beta1=0.9, beta2=0.999,
+              image_size=28, channels=1, num_samples=16)
+
+SLOPE, MOMENTUM, EPS, DROPOUT = 0.3, 0.99, 1e-3, 0.3
+
+__all__ = ["generator", "discriminator", "check", "spec_from_shapes"]
+
+
+def _bn2d(width):
+    return nn.BatchNorm2d(width, momentum=MOMENTUM, eps=EPS)
+
+
+class Generator(nn.Cell):
+    """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
+    2,305,472 trainable parameters at latent 100, ngf 64, `[1, 28, 28]`."""
+
+    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int):
+        super().__init__()
+        self.latent_size = latent_size
+        side, w = image_size // 4, ngf
+        self.model = nn.SequentialCell(
+            nn.Dense(latent_size, 4 * w * side * side, has_bias=False, weight_init="xavier_uniform"),
+            BatchNorm1d(4 * w * side * side, momentum=MOMENTUM, eps=EPS),
+            LeakyReLU(SLOPE),
+            Reshape((4 * w, side, side)),
+            nn.Conv2dTranspose(4 * w, 2 * w, 5, stride=1, pad_mode="same", has_bias=False,
+                               weight_init="xavier_uniform"),
+            _bn2d(2 * w), LeakyReLU(SLOPE),
+            nn.Conv2dTranspose(2 * w, w, 5, stride=2, pad_mode="same", has_bias=False,
+                               weight_init="xavier_uniform"),
+            _bn2d(w), LeakyReLU(SLOPE),
+            nn.Conv2dTranspose(w, channels, 5, stride=2, pad_mode="same", has_bias=False,
+                               weight_init="xavier_uniform"),
+            nn.Tanh(),
+        )
+        self.update_parameters_name("generator.")
+
+    def construct(self, z):
+        return self.model(z)
+
+
+class Discriminator(nn.Cell):
+    """images `[N, nc, S, S]` in [-1, 1] -> logit float32 `[N, 1]` (P(real) = sigmoid).
+    212,865 trainable parameters at ndf 64, `[1, 28, 28]`."""
+
+    def __init__(self, channels: int, image_size: int, ndf: int):
+        super().__init__()
+        side, w = image_size // 4, ndf
+        self.model = nn.SequentialCell(
+            nn.Conv2d(channels, w, 5, stride=2, pad_mode="same", has_bias=True,
+                      weight_init="xavier_uniform", bias_init="zeros"),
+            LeakyReLU(SLOPE), Dropout(DROPOUT, salt=1),
+            nn.Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True,
+                      weight_init="xavier_uniform", bias_init="zeros"),
+            LeakyReLU(SLOPE), Dropout(DROPOUT, salt=2),
+            Reshape((2 * w * side * side,)),
+            nn.Dense(2 * w * side * side, 1, weight_init="xavier_uniform", bias_init="zeros"),
+        )
+        self.update_parameters_name("discriminator.")
+
+    def construct(self, x):
+        return self.model(x)
+
+
+def generator(spec) -> Generator:
+    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf)
+
+
+def discriminator(spec) -> Discriminator:
+    return Discriminator(spec.channels, spec.image_size, spec.ndf)
+
+
+def check(spec) -> None:
+    if spec.image_size % 4 or spec.image_size < 4:
+        raise ValueError(f"--image_size {spec.image_size}: the dcgan-mnist family needs a "
+                         f"multiple of 4 (28 for MNIST)")
+    if spec.ngf < 1 or spec.ndf < 1 or spec.channels < 1 or spec.latent_size < 1:
+        raise ValueError(f"dcgan-mnist: latent size, channels, --ngf and --ndf must be positive ({spec})")
+
+
+def spec_from_shapes(shapes: dict):
+    """Recognise the generator: Dense at index 0, 5x5 ConvTranspose at 4, 7 and 10."""
+    from . import ModelSpec
+
+    dense, last = shapes.get("model.0.weight"), shapes.get("model.10.weight")
+    conv = shapes.get("model.4.weight")
+    if dense is None or last is None or conv is None or len(dense) != 2 or len(last) != 4:
+        return None
+    if tuple(last[2:]) != (5, 5) or len(conv) != 4:
+        return None
+    ngf = int(last[0])
+    side2 = dense[0] // (4 * ngf)
+    side = int(round(side2 ** 0.5))
+    if side * side * 4 * ngf != dense[0]:
+        return None
+    return ModelSpec("dcgan-mnist", latent_size=int(dense[1]), channels=int(last[1]),
+                     image_size=4 * side, ngf=ngf, ndf=64)

@@ -1,0 +1,102 @@
+"""`mlp`: the tutorial's networks ("GAN图像生成"), an MLP generator and discriminator.
+
+The tutorial draws 28x28 MNIST digits; the image shape here comes from the spec (the last and
+first Dense layers are sized to C*H*W), so the same networks work on any small image.
+"""
+from __future__ import annotations
+
+import math
+
+from mindspore import nn, ops
+
+from .layers import BatchNorm1d, LeakyReLU
+
+IMG_SIZE = 28
+IMG_SHAPE = (1, IMG_SIZE, IMG_SIZE)  # the tutorial's images, the defaults below
+
+D_OUTPUT = "probability"
+# The tutorial's hyper-parameters.
+PRESET = dict(epochs=200, batch_size=128, lr=2e-4, beta1=0.5, beta2=0.999,
+              image_size=28, channels=1, num_samples=25)
+
+__all__ = ["Generator", "Discriminator", "generator", "discriminator", "check", "spec_from_shapes"]
+
+HIDDEN = (128, 256, 512, 1024)
+
+
+class Generator(nn.Cell):
+    """z float32 `[N, latent_size]` ~ N(0, 1) -> images float32 `[N, *image_shape]` in [-1, 1].
+
+    Dense 100→128, ReLU; three blocks Dense → BatchNorm1d → ReLU (256, 512, 1024);
+    Dense 1024→C*H*W, Tanh. 1,510,032 trainable parameters at latent 100 and `[1, 28, 28]`.
+    """
+
+    def __init__(self, latent_size: int = 100, image_shape: tuple = IMG_SHAPE):
+        super().__init__()
+        self.latent_size = latent_size
+        self.image_shape = tuple(image_shape)
+        self.model = nn.SequentialCell()
+        self.model.append(nn.Dense(latent_size, HIDDEN[0]))
+        self.model.append(nn.ReLU())
+        for width_in, width_out in zip(HIDDEN, HIDDEN[1:]):
+            self.model.append(nn.Dense(width_in, width_out))
+            self.model.append(BatchNorm1d(width_out))
+            self.model.append(nn.ReLU())
+        self.model.append(nn.Dense(HIDDEN[-1], math.prod(self.image_shape)))
+        self.model.append(nn.Tanh())
+        # Unique names across both nets: one compiled graph holds both (see the tutorial).
+        self.update_parameters_name("generator.")
+
+    def construct(self, z):
+        return ops.reshape(self.model(z), (-1,) + self.image_shape)
+
+
+class Discriminator(nn.Cell):
+    """images `[N, *image_shape]` (or flattened) in [-1, 1] -> P(real) float32 `[N, 1]` in (0, 1).
+
+    Dense C*H*W→512, LeakyReLU(0.2); Dense 512→256, LeakyReLU(0.2); Dense 256→1, Sigmoid.
+    533,505 trainable parameters at `[1, 28, 28]`.
+    """
+
+    def __init__(self, image_shape: tuple = IMG_SHAPE):
+        super().__init__()
+        self.features = math.prod(image_shape)
+        self.model = nn.SequentialCell(
+            nn.Dense(self.features, 512), LeakyReLU(0.2),
+            nn.Dense(512, 256), LeakyReLU(0.2),
+            nn.Dense(256, 1), nn.Sigmoid(),
+        )
+        self.update_parameters_name("discriminator.")
+
+    def construct(self, x):
+        return self.model(ops.reshape(x, (-1, self.features)))
+
+
+def generator(spec) -> Generator:
+    return Generator(spec.latent_size, spec.image_shape)
+
+
+def discriminator(spec) -> Discriminator:
+    return Discriminator(spec.image_shape)
+
+
+def check(spec) -> None:
+    if spec.latent_size < 1 or spec.channels < 1 or spec.image_size < 1:
+        raise ValueError(f"mlp: latent size, channels and image size must be positive ({spec})")
+
+
+def spec_from_shapes(shapes: dict):
+    """Recognise the MLP generator: Dense layers at indices 0, 2, 5, 8, 11 (the tutorial's
+    SequentialCell), the output layer sized to a square image of 1 or 3 channels."""
+    from . import ModelSpec
+
+    first, last = shapes.get("model.0.weight"), shapes.get("model.11.weight")
+    if first is None or last is None or len(first) != 2 or tuple(first[:1]) != (HIDDEN[0],):
+        return None
+    if len(last) != 2 or last[1] != HIDDEN[-1]:
+        return None
+    for channels in (1, 3):
+        side = math.isqrt(last[0] // channels)
+        if channels * side * side == last[0]:
+            return ModelSpec("mlp", latent_size=int(first[1]), channels=channels, image_size=side)
+    return None
