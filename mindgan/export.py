@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .cli import Parser, add_runtime_flags, one_line_errors, parse, positive, start
+from .fileio import atomic_output
 
 FORMATS = {"MINDIR": ".mindir", "ONNX": ".onnx"}
 
@@ -46,7 +47,36 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     stem.parent.mkdir(parents=True, exist_ok=True)
     with inference_mode(net):  # a caller's generator gets its own mode back
         ms.export(net, example, file_name=str(stem), file_format=file_format)
-    return stem.with_name(stem.name + suffix)
+    path = stem.with_name(stem.name + suffix)
+    if file_format == "ONNX" and any(isinstance(cell, ms.nn.Conv2dTranspose)
+                                     for _, cell in net.cells_and_names()):
+        _fix_conv_transpose_output_shape(path)
+    return path
+
+
+def _fix_conv_transpose_output_shape(path: Path) -> None:
+    """Two slips in MindSpore 2.10's ONNX ConvTranspose nodes, mended in place: `output_shape` is
+    written `[N, C, H, W]` where ONNX wants the spatial `[H, W]` (onnxruntime refuses the file),
+    and pad mode "same" is written SAME_LOWER (the odd padding pixel first) though MindSpore, like
+    TensorFlow, pads the end: SAME_UPPER (the outputs differed by up to 0.07 otherwise)."""
+    try:
+        import onnx
+    except ImportError:
+        path.unlink(missing_ok=True)
+        raise RuntimeError("ONNX export of a convolutional generator needs the onnx package to "
+                           "correct MindSpore's ConvTranspose nodes: pip install onnx") from None
+    model = onnx.load(str(path))
+    for node in (n for n in model.graph.node if n.op_type == "ConvTranspose"):
+        for attr in node.attribute:
+            if attr.name == "output_shape" and len(attr.ints) == 4:
+                spatial = list(attr.ints[2:])
+                del attr.ints[:]
+                attr.ints.extend(spatial)
+            elif attr.name == "auto_pad" and attr.s == b"SAME_LOWER":
+                attr.s = b"SAME_UPPER"
+    onnx.checker.check_model(model)
+    with atomic_output(path) as tmp:
+        onnx.save(model, str(tmp))
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .cli import Parser, add_runtime_flags, non_negative, parse, positive, start, unit_interval
+from .runtime import choose_cpu_kernels
 
 FAMILIES = ("mlp", "dcgan", "dcgan-mnist")  # mindgan.models.FAMILIES, without importing MindSpore
 
@@ -119,9 +120,22 @@ def resolve_config(args: argparse.Namespace):
     return config
 
 
+def _model_of(args: argparse.Namespace) -> str:
+    """The family this command trains, known before MindSpore is imported."""
+    if args.resume is not None:
+        try:
+            return json.loads((Path(args.resume) / "config.json").read_text()).get("model", "mlp")
+        except (OSError, ValueError):
+            return "mlp"  # resolve_config reports the problem
+    return args.model or "mlp"
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parse(parser, argv)
+    kernels = choose_cpu_kernels(_model_of(args))  # must precede the first MindSpore import
+    if args.verbose:
+        print(f"CPU kernels: {kernels}", file=sys.stderr)
     try:
         config = resolve_config(args)
     except (ValueError, OSError) as exc:
