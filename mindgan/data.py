@@ -234,11 +234,22 @@ def download_mnist(dest_dir: str | os.PathLike, mirrors: Sequence[str] | None = 
     when the SHA-256 of its uncompressed content matches the known value, so an
     interrupted or corrupted download never leaves a file that passes as valid. A mirror
     that fails or serves wrong bytes is skipped with a warning naming it. Files already
-    present and valid are kept. Raises OSError when no mirror serves a valid copy.
+    present and valid are kept. Raises OSError when no mirror serves a valid copy; a
+    `dest_dir` this call created is removed again if nothing was written into it.
     """
     dest_dir = Path(dest_dir)
+    created = not dest_dir.exists()
     dest_dir.mkdir(parents=True, exist_ok=True)
-    mirrors = list(MIRRORS if mirrors is None else mirrors)
+    try:
+        return _download_into(dest_dir, list(MIRRORS if mirrors is None else mirrors), splits, timeout)
+    except BaseException:
+        if created and not any(dest_dir.iterdir()):
+            dest_dir.rmdir()
+        raise
+
+
+def _download_into(dest_dir: Path, mirrors: list[str], splits: Sequence[str],
+                   timeout: float) -> list[Path]:
     written = []
     for split in splits:
         for kind, idx in FILE_KINDS.items():
@@ -260,13 +271,19 @@ def download_mnist(dest_dir: str | os.PathLike, mirrors: Sequence[str] | None = 
                     written.append(final)
                     break
                 except (OSError, IdxFormatError, ValueError) as exc:
-                    problems.append(f"{url}: {exc}")
+                    problems.append(f"{url}: {_reason(exc)}")
                     warnings.warn(f"skipping mirror {mirror} for {final.name}: {exc}",
-                                  stacklevel=2)
+                                  stacklevel=3)
             else:
                 raise OSError(f"no mirror served a valid {final.name} "
                               f"({'; '.join(problems) or 'no mirrors given'})")
     return written
+
+
+def _reason(exc: BaseException) -> str:
+    """The useful part of a download error: urllib wraps the cause ("<urlopen error ...>")."""
+    reason = getattr(exc, "reason", None)
+    return str(reason if reason is not None and not isinstance(exc, IdxFormatError) else exc)
 
 
 def _raw_sha256(path: Path) -> str:
@@ -320,9 +337,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "(default: $MINDGAN_DATA, then the repository's data/mnist, then the cache)")
     parser.add_argument("--download", metavar="DIR",
                         help="download the four MNIST files into DIR (verified by SHA-256)")
+    parser.add_argument("--mirror", action="append", metavar="URL",
+                        help="base URL to download from instead of the public mirrors (repeatable)")
     args = parser.parse_args(argv)
     if args.download:
-        for path in download_mnist(args.download):
+        warnings.simplefilter("ignore")  # each skipped mirror is named in the one error line
+        try:
+            paths = download_mnist(args.download, mirrors=args.mirror)
+        except OSError as exc:
+            parser.exit(1, f"python -m mindgan.data: error: download failed: {exc}. To get the "
+                           f"files by hand, fetch train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
+                           f"t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz from "
+                           f"{(args.mirror or MIRRORS)[0]} on a machine with internet access into "
+                           f"{args.download}, then run python -m mindgan.data --data_dir {args.download}\n")
+        for path in paths:
             print(path)
         return 0
     for split in ("train", "test"):

@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     if args.interpolate:
         frames = interpolate(net, args.interpolate, args.seed)
         pictures = [grid_image(f, nrow=f.shape[0], scale=8) for f in frames]
-        print(save_gif(pictures, args.gif, seconds_per_frame=0.08))
+        print(save_gif(pictures, args.gif, seconds_per_frame=0.08, hold_last=0.08))  # a loop
         return 0
 
     writers = _Outputs(args)

@@ -160,9 +160,15 @@ def main(argv=None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     if config.spec.image_shape != data_shape:
+        import dataclasses
+
+        try:
+            family(config.model).check(dataclasses.replace(config.spec, image_size=data_shape[1]))
+            hint = f"give --image_size {data_shape[1]} --channels {data_shape[0]}"
+        except ValueError as exc:
+            hint = f"and {str(exc).split(': ', 1)[-1]}"
         parser.error(f"--model {config.model} makes {'x'.join(map(str, config.spec.image_shape))} "
-                     f"images but MNIST is {'x'.join(map(str, data_shape))}; set --image_size "
-                     f"{data_shape[1]} --channels {data_shape[0]} if the family allows it")
+                     f"images but MNIST is {'x'.join(map(str, data_shape))}; {hint}")
     if config.output_dir and args.resume is None:
         out = Path(config.output_dir)
         if out.exists() and any(out.iterdir()):

@@ -67,24 +67,25 @@ class _Progress:
 
         self.bar, self.lines = None, enabled and not sys.stderr.isatty()
         self.total, self.done, self.desc, self.every = total, initial, desc, max(1, total // 10)
-        self.next_line, self.postfix = initial + self.every, ""
+        self.next_line = initial + self.every
         if enabled and not self.lines:
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False,
                             dynamic_ncols=True)
 
-    def update(self, k: int, **postfix) -> None:
+    def update(self, k: int, values, rate: float, refresh: bool) -> None:
+        """k more steps done; `values` (loss_d, loss_g, ...) and `rate` (images/s) are the
+        latest; the bar redraws its figures only when `refresh` (every --log_every steps)."""
         self.done += k
-        if postfix:
-            self.postfix = "  ".join(f"{key} {value}" for key, value in postfix.items())
         if self.bar is not None:
-            if postfix:
-                self.bar.set_postfix(**postfix)
+            if refresh:
+                self.bar.set_postfix(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}",
+                                     img_s=f"{rate:.0f}")
             self.bar.update(k)
         elif self.lines and self.done >= self.next_line and self.done < self.total:
             import sys
 
-            print(f"  {self.desc}  step {self.done}/{self.total}  {self.postfix}",
-                  file=sys.stderr, flush=True)
+            print(f"  {self.desc}  step {self.done}/{self.total}  loss_d {values[0]:.3f}  "
+                  f"loss_g {values[1]:.3f}  {rate:.0f} img/s", file=sys.stderr, flush=True)
             self.next_line += self.every
 
     def close(self) -> None:
@@ -174,12 +175,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                     sums += values
                     count += 1
                     log.add(epoch + 1, step, values)
-                postfix = {}
-                if count // config.log_every > (count - k) // config.log_every:
-                    rate = count * config.batch_size / (time.perf_counter() - start)
-                    postfix = dict(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}",
-                                   img_s=f"{rate:.0f}")
-                bar.update(k, **postfix)
+                rate = count * config.batch_size / (time.perf_counter() - start)
+                bar.update(k, values, rate, count // config.log_every > (count - k) // config.log_every)
                 b += k
                 if stop.requested:
                     break

@@ -40,6 +40,15 @@ def test_own_generator_round_trip(tmp_path):
         np.testing.assert_array_equal(a.asnumpy(), b.asnumpy())
 
 
+def test_checkpoints_are_ordinary_files_not_read_only(tmp_path):
+    """MindSpore writes 0400; a user must be able to overwrite, move or delete them."""
+    import stat
+
+    path = atomic_save(Generator(), tmp_path / "g.ckpt")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    atomic_save(Generator(), path)  # and again over it
+
+
 @pytest.mark.parametrize("case", ["missing", "png", "truncated", "discriminator", "latent"])
 def test_bad_checkpoints_give_one_clear_error(tmp_path, case):
     path = tmp_path / f"{case}.ckpt"

@@ -93,7 +93,7 @@ def test_offline_error_lists_places_and_fixes(tmp_path, monkeypatch, closed_port
     for expected in (str(tmp_path / "no-repo"), str(tmp_path / "cache"), "MINDGAN_DATA",
                      "data_dir", "--download", "Download failed"):
         assert expected in message
-    assert not any((tmp_path / "cache").iterdir())  # no partial file left behind
+    assert not (tmp_path / "cache").exists()  # no partial file, not even an empty folder
 
 
 def test_mismatched_counts(tmp_path):

@@ -83,3 +83,20 @@ def test_load_mnist_downloads_into_cache_when_nothing_found(tmp_path, server, mo
     images, _ = load_mnist("test", mirrors=[f"{server}/good/"])
     assert images.shape == (10000, 28, 28)
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted(NAMES)
+
+
+def test_cli_download_without_network_is_one_line_and_leaves_nothing(tmp_path, closed_port_url):
+    import subprocess
+    import sys
+
+    from helpers import REPO
+
+    dest = tmp_path / "new" / "mnist"
+    proc = subprocess.run([sys.executable, "-m", "mindgan.data", "--download", str(dest),
+                           "--mirror", closed_port_url], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert closed_port_url in lines[0] and "refused" in lines[0].lower() and "by hand" in lines[0]
+    assert not dest.exists() and not (tmp_path / "new").exists() or not any((tmp_path / "new").iterdir())

@@ -58,6 +58,32 @@ def test_resume_state_gives_the_same_generator(run_dir):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("was_training", [True, False])
+def test_generation_and_export_give_the_callers_generator_back_in_its_mode(run_dir, tmp_path,
+                                                                          was_training):
+    net = load_generator(run_dir / "checkpoints" / "generator.ckpt")
+    net.set_train(was_training)
+    generate(net, 3, seed=0)
+    assert net.training == was_training
+    interpolate(net, 2, seed=0, steps=2)
+    assert net.training == was_training
+    export_generator(net, tmp_path / "g.mindir")
+    assert net.training == was_training
+
+
+def test_infer_writes_the_default_grid_only_when_nothing_else_is_asked_and_says_so(run_dir, tmp_path):
+    ckpt = run_dir / "checkpoints" / "generator.ckpt"
+    (tmp_path / "samples.png").write_bytes(b"mine")
+    proc = subprocess.run([sys.executable, "-m", "mindgan.infer", "--ckpt", str(ckpt), "--npy", "x.npy"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "samples.png").read_bytes() == b"mine"  # not asked for: untouched
+    proc = subprocess.run([sys.executable, "-m", "mindgan.infer", "--ckpt", str(ckpt)],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "note: overwriting ./samples.png" in proc.stderr
+    assert imageio.imread(tmp_path / "samples.png").ndim == 2  # the default grid, announced
+
+
 def test_slerp_keeps_the_ends_and_the_norm():
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(100), rng.standard_normal(100)
@@ -97,6 +123,10 @@ def test_cli_interpolation_gif(run_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     frames = imageio.mimread(gif)
     assert len(frames) == 3 * 16
+    from PIL import Image, ImageSequence
+
+    with Image.open(gif) as g:
+        assert {frame.info["duration"] for frame in ImageSequence.Iterator(g)} == {80}  # a loop: no hold
 
 
 def test_interpolation_is_continuous(run_dir):

@@ -53,6 +53,12 @@ def test_gif_has_one_frame_per_sampled_epoch(tmp_path):
     assert sorted(p.name for p in (out / "samples").iterdir()) == [
         "epoch_001.png", "epoch_002.png", "epoch_003.png"]
     assert len(imageio.mimread(out / "training.gif")) == 3
+    from PIL import Image, ImageSequence  # frame delays as a GIF viewer reads them
+
+    with Image.open(out / "training.gif") as gif:
+        delays = [frame.info["duration"] for frame in ImageSequence.Iterator(gif)]
+        assert gif.info.get("loop") == 0  # loops forever
+    assert delays == [250, 250, 1000]  # a quarter second an epoch, the result held a second
     assert sorted(p.name for p in (out / "checkpoints").glob("generator_epoch_*.ckpt")) == [
         "generator_epoch_001.ckpt", "generator_epoch_002.ckpt", "generator_epoch_003.ckpt"]
 
@@ -69,6 +75,13 @@ def test_gif_has_one_frame_per_sampled_epoch(tmp_path):
     (["--device_target", "Ascend"], "no usable Ascend backend"),
     (["--resume", "/nonexistent/run"], "no checkpoints/last.ckpt there"),
     (["--data_dir", "/nonexistent/mnist"], "MNIST train files not found"),
+    (["--model", "gan"], "invalid choice: 'gan'"),
+    (["--model", "dcgan"], "makes 1x64x64 images but MNIST is 1x28x28; and the dcgan family needs 16·2^k"),
+    (["--model", "mlp", "--image_size", "32"], "MNIST is 1x28x28; give --image_size 28 --channels 1"),
+    (["--model", "dcgan", "--image_size", "48"], "--image_size 48: the dcgan family needs 16·2^k"),
+    (["--channels", "2"], "invalid choice: 2"),
+    (["--g_steps", "0"], "--g_steps must be positive"),
+    (["--noise", "cauchy"], "invalid choice: 'cauchy'"),
 ])
 def test_bad_flags_exit_2_with_one_line(args, message):
     proc = run_train(*args)
@@ -91,7 +104,9 @@ def test_help_explains_flags():
     assert proc.returncode == 0
     for flag in ("--device_target", "--epochs", "--batch_size", "--latent_size", "--lr",
                  "--beta1", "--beta2", "--seed", "--data_dir", "--output_dir", "--resume",
-                 "--save_every", "--max_steps", "--log_every", "--verbose", "--mode"):
+                 "--save_every", "--max_steps", "--log_every", "--verbose", "--mode", "--model",
+                 "--ngf", "--ndf", "--image_size", "--channels", "--noise", "--g_steps",
+                 "--num_samples", "--no_progress", "dcgan-mnist"):
         assert flag in proc.stdout
 
 
@@ -126,3 +141,22 @@ def test_resume_refuses_changed_hyperparameters(tmp_path):
                      "--batch_size", "64", "--output_dir", out, "--no_progress").returncode == 0
     proc = run_train("--resume", out, "--lr", "0.1")
     assert proc.returncode == 2 and "--lr 0.1 differs from the resumed run's 0.0002" in proc.stderr
+    proc = run_train("--resume", out, "--model", "dcgan-mnist")
+    assert proc.returncode == 2 and "--model dcgan-mnist differs from the resumed run's mlp" in proc.stderr
+    proc = run_train("--resume", out, "--output_dir", tmp_path / "elsewhere")
+    assert proc.returncode == 2 and "continues in its own folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "elsewhere").exists()
+
+
+def test_resume_says_where_it_continues_and_logs_plain_progress_lines(tmp_path):
+    """Resuming prints one line (from which step and epoch, to what end); with stderr a pipe
+    (a log file, CI) progress comes as plain lines, not a carriage-return bar."""
+    out = tmp_path / "run"
+    assert run_train("--device_target", "CPU", "--epochs", "1", "--subset", "640",
+                     "--batch_size", "64", "--output_dir", out, "--no_progress").returncode == 0
+    proc = run_train("--resume", out, "--epochs", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"resuming {out} from step 10 (epoch 2, step 0 of 10) to epoch 2" in proc.stdout
+    assert "\r" not in proc.stderr
+    progress = [line for line in proc.stderr.splitlines() if "epoch 2/2  step" in line]
+    assert len(progress) == 9 and "loss_d" in progress[-1], proc.stderr  # steps 1..9 of 10
