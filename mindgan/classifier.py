@@ -127,28 +127,27 @@ def train_classifier(epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, 
 
 
 def main(argv=None) -> int:
-    from .cli import Parser, non_negative, positive
+    from .checkpoint import atomic_save
+    from .cli import Parser, add_runtime_flags, non_negative, one_line_errors, parse, positive, start
 
     p = Parser(prog="python -m mindgan.classifier",
-                                description="Retrain the MNIST classifier used by "
-                                            "mindgan.evaluate (FID features, mode coverage).")
+               description="Retrain the MNIST classifier used by mindgan.evaluate (FID features, "
+                           "mode coverage).")
     p.add_argument("--epochs", type=positive("epochs"), default=10, help="training epochs (default 10)")
     p.add_argument("--seed", type=non_negative("seed"), default=0, help="seed (default 0)")
     p.add_argument("--lr", type=positive("lr", float), default=1e-3, help="Adam learning rate (default 1e-3)")
     p.add_argument("--init", default=None, help="start from these weights (fine-tuning)")
     p.add_argument("--out", default=str(ASSET), help=f"where to write (default {ASSET})")
-    p.add_argument("--data_dir", default=None)
-    args = p.parse_args(argv)
-    from .checkpoint import atomic_save
-    from .runtime import quiet_mindspore, setup
-
-    quiet_mindspore()
-    setup("CPU", "graph")
-    start = time.perf_counter()
-    net, acc = train_classifier(args.epochs, lr=args.lr, seed=args.seed, data_dir=args.data_dir,
-                                init=args.init)
+    p.add_argument("--data_dir", default=None, help="MNIST folder (default: the usual search)")
+    add_runtime_flags(p, device_default="CPU")
+    args = parse(p, argv)
+    start(p, args.device_target)
+    t0 = time.perf_counter()
+    with one_line_errors(p):
+        net, acc = train_classifier(args.epochs, lr=args.lr, seed=args.seed, data_dir=args.data_dir,
+                                    init=args.init)
     atomic_save(net, args.out)
-    print(f"test accuracy {acc * 100:.2f} %, {time.perf_counter() - start:.0f} s -> {args.out}")
+    print(f"test accuracy {acc * 100:.2f} %, {time.perf_counter() - t0:.0f} s -> {args.out}")
     return 0 if acc >= 0.99 else 1
 
 

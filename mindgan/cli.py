@@ -56,7 +56,8 @@ def add_runtime_flags(parser: argparse.ArgumentParser, device_default: str | Non
     from .runtime import DEVICES
 
     parser.add_argument("--device_target", choices=DEVICES, default=device_default,
-                        help="where to run: auto (default) picks GPU, then Ascend, then CPU")
+                        help=f"where to run (default {device_default or 'auto'}); auto picks GPU, "
+                             f"then Ascend, then CPU")
     parser.add_argument("--verbose", action="store_true",
                         help="show MindSpore's own INFO/WARNING log lines")
 
