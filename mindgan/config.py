@@ -34,7 +34,9 @@ class TrainConfig:
     g_steps: int = 1               # generator updates per discriminator update
     num_samples: int | None = None  # images in each epoch's sample grid (a square number)
     seed: int = 0
-    data_dir: str | None = None
+    data_dir: str | None = None    # MNIST IDX folder, or a folder or .zip of images
+    background: str = "white"      # transparent pixels of image files become this colour
+    crop: int | None = None        # centre-crop image files to this many pixels first
     subset: int | None = None      # use only the first N training images (quick runs, tests)
     output_dir: str | None = None
     device_target: str = "auto"

@@ -21,7 +21,8 @@ from .fileio import atomic_output
 
 __all__ = [
     "IdxFormatError", "read_idx", "load_mnist", "find_mnist", "download_mnist",
-    "to_model_range", "batch_indices", "MIRRORS", "PROJECT_DATA_DIR",
+    "to_model_range", "batch_indices", "is_mnist_dir", "load_training_images", "MIRRORS",
+    "PROJECT_DATA_DIR",
     "default_cache_dir",
 ]
 
@@ -321,6 +322,28 @@ def batch_indices(n: int, batch_size: int, seed: int, epoch: int,
     if drop_remainder or full * batch_size == n:
         return batches
     return list(batches) + [order[full * batch_size:]]
+
+
+def is_mnist_dir(path: str | os.PathLike) -> bool:
+    """Whether `path` holds MNIST's training IDX files (in any of the three layouts)."""
+    return Path(path).is_dir() and _find_in(Path(path), "train") is not None
+
+
+def load_training_images(config, progress: bool = True) -> np.ndarray:
+    """The training images of a run: uint8 `[N, C, H, W]`.
+
+    `config.data_dir` (a TrainConfig's) is an MNIST IDX folder (recognised by its files; None
+    is the usual MNIST search) or a folder or .zip of images, decoded by `mindgan.images` to
+    `config.image_size` pixels and `config.channels` (default 3), transparency on
+    `config.background`, after a `config.crop` centre crop.
+    """
+    if config.data_dir is None or is_mnist_dir(config.data_dir):
+        return load_mnist("train", config.data_dir)[0][:, None]
+    from .images import Preprocess, load_images, parse_colour
+
+    prep = Preprocess(config.image_size, config.channels or 3, parse_colour(config.background),
+                      config.crop)
+    return load_images(config.data_dir, prep, progress=progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -101,8 +101,9 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     """One GAN step: update D, then G (`g_steps` times, on the same noise, as carpedm20's DCGAN
     does with 2); one compiled graph when `jit`.
 
-    `step(images, idx, z)`: images float32 `[N, C, H, W]` in [-1, 1] (the whole training set,
-    resident on the device), idx int32 `[B]` (this batch's rows), z float32 `[B, latent]`.
+    `step(images, idx, z)`: images uint8 `[N, C, H, W]` (the whole training set, resident on
+    the device, scaled to [-1, 1] a batch at a time) or float32 already in [-1, 1], idx int32
+    `[B]` (this batch's rows), z float32 `[B, latent]`.
     Returns float32 `[4]`: loss_d, loss_g (of the last G update), mean D(x), mean D(G(z))
     (before the D update).
 
@@ -114,6 +115,8 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
 
     def step(images, idx, z):
         real = ops.gather(images, idx, 0)  # batch gathered on the device: no host copy
+        if real.dtype == ms.uint8:  # the set stays uint8 on the device; this batch becomes float
+            real = real.astype(ms.float32) / 127.5 - 1.0
         loss_d, d_real, d_fake = d_update(real, z)
         loss_g = g_update(z)
         for _ in range(g_steps - 1):

@@ -55,9 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--beta1", type=unit_interval("beta1"), default=None, help="Adam beta1 (default: the family's, 0.5 for mlp)")
     a("--beta2", type=unit_interval("beta2"), default=None, help="Adam beta2 (default 0.999)")
     a("--image_size", type=positive("image_size"), default=None,
-      help="side of the generated images (default: the family's; must match the data)")
+      help="side of the generated images (default: the family's); image files are resized to it "
+           "(short side, then a centre crop); MNIST is 28")
     a("--channels", type=int, choices=(1, 3), default=None,
-      help="image channels (default: the data's, 1 for MNIST)")
+      help="image channels: 1 (grayscale) or 3 (RGB) (default: 1 for MNIST, 3 for image files)")
     a("--ngf", type=positive("ngf"), default=None, help="generator width of the convolutional families (default 64)")
     a("--ndf", type=positive("ndf"), default=None, help="discriminator width of the convolutional families (default 64)")
     a("--noise", choices=("normal", "uniform"), default=None,
@@ -69,7 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     a("--seed", type=non_negative("seed"), default=None,
       help="seed for weights, data order and noise (default 0); same seed, same run on CPU")
     a("--data_dir", default=None,
-      help="folder with the MNIST IDX files (default: $MINDGAN_DATA, else the repository's data/mnist)")
+      help="training data: a folder with the MNIST IDX files (default: $MINDGAN_DATA, else the "
+           "repository's data/mnist), or a folder (searched recursively) or .zip of images")
+    a("--background", default=None,
+      help="colour that transparent pixels of image files become: white (default), black, gray, "
+           "#rrggbb or r,g,b")
+    a("--crop", type=positive("crop"), default=None,
+      help="centre-crop image files to N x N pixels before resizing (carpedm20's DCGAN: 108)")
     a("--subset", type=positive("subset"), default=None,
       help="train on the first N images only (quick experiments)")
     a("--output_dir", default=None,
@@ -141,34 +148,33 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
 
-    # Check what can be checked before a graph is compiled: the data, its size and shape.
-    from .data import IdxFormatError, load_mnist
+    # Check what can be checked before a graph is compiled: the model, the data, their shapes.
+    from .data import IdxFormatError, is_mnist_dir, load_training_images
+    from .images import ImageSetError
     from .models import family
 
     try:
-        images = load_mnist("train", config.data_dir)[0]
-    except (FileNotFoundError, IdxFormatError) as exc:
+        family(config.model).check(config.spec)
+        images = load_training_images(config, progress=not args.no_progress)
+    except (FileNotFoundError, IdxFormatError, ImageSetError, ValueError) as exc:
         parser.error(str(exc))
     n = min(len(images), config.subset or len(images))
     if config.batch_size > n:
         parser.error(f"--batch_size {config.batch_size} is larger than the dataset ({n} images)")
-    data_shape = (1, *images.shape[1:])
+    data_shape = images.shape[1:]
     if config.channels is None:
         config.channels = data_shape[0]
-    try:
-        family(config.model).check(config.spec)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if config.spec.image_shape != data_shape:
+    if config.spec.image_shape != data_shape:  # MNIST: image files are decoded to the model's shape
         import dataclasses
 
         try:
             family(config.model).check(dataclasses.replace(config.spec, image_size=data_shape[1]))
             hint = f"give --image_size {data_shape[1]} --channels {data_shape[0]}"
         except ValueError as exc:
-            hint = f"and {str(exc).split(': ', 1)[-1]}"
+            hint = f"and {str(exc).split(': ', 1)[-1]}; train it on a folder or zip of images"
         parser.error(f"--model {config.model} makes {'x'.join(map(str, config.spec.image_shape))} "
                      f"images but MNIST is {'x'.join(map(str, data_shape))}; {hint}")
+    source = "MNIST" if config.data_dir is None or is_mnist_dir(config.data_dir) else config.data_dir
     if config.output_dir and args.resume is None:
         out = Path(config.output_dir)
         if out.exists() and any(out.iterdir()):
@@ -179,7 +185,7 @@ def main(argv=None) -> int:
 
     device = start(parser, config.device_target, config.mode)
     print(f"device: {device} (asked for {config.device_target}), mode: {config.mode}, "
-          f"model: {config.spec.describe()}, {n} images, batch {config.batch_size}, "
+          f"model: {config.spec.describe()}, {n} images from {source}, batch {config.batch_size}, "
           f"{n // config.batch_size} steps/epoch", flush=True)
     try:
         run_dir = train(config, resume=args.resume, device=device, images=images,

@@ -15,7 +15,7 @@ import mindspore as ms
 
 from .checkpoint import atomic_save, load_state, save_generator, save_state
 from .config import TrainConfig
-from .data import batch_indices, to_model_range
+from .data import batch_indices
 from .gan import auto_steps_per_call, build_gan, fixed_noise, make_train_step, sample, steps_noise
 from .rundir import LOG_COLUMNS, RunLog, prepare_run_dir, write_config
 from .runtime import HostSync, StopRequest
@@ -39,19 +39,21 @@ class TrainingInterrupted(Exception):
 
 
 def _training_images(config: TrainConfig, images: np.ndarray | None) -> np.ndarray:
-    """The training set as float32 `[N, C, H, W]` in [-1, 1], checked against the model."""
+    """The training set as uint8 `[N, C, H, W]`, checked against the model."""
     if images is None:
-        from .data import load_mnist
-        images = load_mnist("train", config.data_dir)[0]
+        from .data import load_training_images
+        images = load_training_images(config)
     if config.subset:
         images = images[: config.subset]
-    x = to_model_range(images)
+    x = images if images.ndim == 4 else images[:, None]
     if config.channels is None:
         config.channels = x.shape[1]
     if x.shape[1:] != config.spec.image_shape:
         c, h, w = config.spec.image_shape
         raise ValueError(f"the data's images are {'x'.join(map(str, x.shape[1:]))} but --model "
                          f"{config.model} is set to make {c}x{h}x{w} (--channels, --image_size)")
+    if x.dtype != np.uint8:
+        raise ValueError(f"training images must be uint8 in 0..255, not {x.dtype}")
     return x
 
 
@@ -98,7 +100,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     """Train (or continue) a run; returns its folder.
 
     `device` is the device already selected by `runtime.setup` (recorded in config.json).
-    `images` (uint8 `[N, H, W]` or `[N, C, H, W]`) replaces loading MNIST. Raises
+    `images` (uint8 `[N, H, W]` or `[N, C, H, W]`) replaces loading `config.data_dir`. Raises
     TrainingInterrupted after a Ctrl-C (state saved), TrainingDiverged on a NaN/Inf loss.
     """
     device = device or ms.get_context("device_target")
@@ -111,7 +113,9 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {config.batch_size} is larger than the dataset "
                          f"({len(data)} images)")
-    dataset = ms.Tensor(data)  # the whole set lives on the device; a step gathers its batch
+    # The whole set lives on the device as uint8 (a quarter of float32's memory); a step gathers
+    # its batch and scales it to [-1, 1] there.
+    dataset = ms.Tensor(data)
 
     net_g, net_d, opt_g, opt_d = build_gan(config)
     cells = [net_g, net_d, opt_g, opt_d]
