@@ -204,17 +204,24 @@ def test_the_cache_is_used_without_opening_an_image_and_rebuilt_on_any_change(tm
 
 @pytest.mark.parametrize("channels", [3, 1])
 def test_train_and_infer_on_an_image_folder(tmp_path, channels):
+    """RGB from a folder; grayscale straight from a zip of the same images."""
     write_set(tmp_path / "set", n=16)
+    source = tmp_path / "set"
+    if channels == 1:
+        with zipfile.ZipFile(tmp_path / "set.zip", "w") as z:
+            for path in sorted(source.rglob("*.png")):
+                z.write(path, path.relative_to(source).as_posix())
+        source = tmp_path / "set.zip"
     env = {**ENV, "MINDGAN_CACHE": str(tmp_path / "cache")}
     run = tmp_path / "run"
     train = subprocess.run(
-        [sys.executable, "-m", "mindgan.train", "--model", "dcgan", "--data_dir", str(tmp_path / "set"),
+        [sys.executable, "-m", "mindgan.train", "--model", "dcgan", "--data_dir", str(source),
          "--image_size", "16", "--channels", str(channels), "--ngf", "4", "--ndf", "4",
          "--batch_size", "8", "--epochs", "1", "--num_samples", "4", "--output_dir", str(run),
          "--device_target", "CPU", "--no_progress"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert train.returncode == 0, train.stderr[-2000:]
-    assert f"16 images from {tmp_path / 'set'}" in train.stdout
+    assert f"16 images from {source}" in train.stdout
     grid = np.asarray(Image.open(run / "samples" / "epoch_001.png"))
     assert grid.shape == ((2 * 18 + 2) * 3, (2 * 18 + 2) * 3) + ((3,) if channels == 3 else ())
     infer = subprocess.run([sys.executable, "-m", "mindgan.infer", "--ckpt",
