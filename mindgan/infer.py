@@ -138,7 +138,7 @@ def main(argv=None) -> int:
                   file=sys.stderr)
 
     from .checkpoint import load_generator
-    from .viz import grid_image, save_gif, save_grid
+    from .viz import grid_image, save_gif, save_grid, screen_scale
 
     start(parser, args.device_target)
     with one_line_errors(parser):
@@ -146,7 +146,8 @@ def main(argv=None) -> int:
 
     if args.interpolate:
         frames = interpolate(net, args.interpolate, args.seed)
-        pictures = [grid_image(f, nrow=f.shape[0], scale=8) for f in frames]
+        pictures = [grid_image(f, nrow=f.shape[0], scale=screen_scale(f.shape[-1], 224))
+                    for f in frames]
         print(save_gif(pictures, args.gif, seconds_per_frame=0.08, hold_last=0.08))  # a loop
         return 0
 
@@ -154,7 +155,7 @@ def main(argv=None) -> int:
     for batch in iter_generate(net, args.num, args.seed, args.batch_size):
         writers.add(batch)
     if args.out:
-        print(save_grid(writers.grid, args.out, scale=1 if args.num > 400 else 3))
+        print(save_grid(writers.grid, args.out, scale=1 if args.num > 400 else None))
     writers.close()
     return 0
 

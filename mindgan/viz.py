@@ -10,20 +10,28 @@ import numpy as np
 
 from .fileio import atomic_output
 
-__all__ = ["grid_image", "save_grid", "plot_losses", "save_gif"]
+__all__ = ["screen_scale", "grid_image", "save_grid", "plot_losses", "save_gif"]
 
 
-def grid_image(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale: int = 3) -> np.ndarray:
+def screen_scale(side: int, target: int = 96) -> int:
+    """How many times to enlarge a `side`-pixel image so it shows at about `target` pixels:
+    3 for 28x28 digits, 1 for 64x64 faces."""
+    return max(1, target // side)
+
+
+def grid_image(images: np.ndarray, nrow: int | None = None, pad: int = 2,
+               scale: int | None = None) -> np.ndarray:
     """Tile images float `[N, C, H, W]` in [-1, 1] (C = 1 or 3) into one uint8 picture:
     `[rows, cols]` for grayscale, `[rows, cols, 3]` for RGB.
 
     `nrow` images per row (default: a square-ish grid sized to N); `pad` black pixels between
-    tiles; each pixel enlarged `scale` times so a 28x28 digit is readable on screen.
+    tiles; each pixel enlarged `scale` times (default `screen_scale`: 3 for a 28x28 digit).
     """
     images = np.asarray(images, np.float32)
     if images.ndim == 3:  # [N, H, W]
         images = images[:, None]
     n, c, h, w = images.shape
+    scale = screen_scale(h) if scale is None else scale
     if c not in (1, 3):
         raise ValueError(f"images have {c} channels; a picture needs 1 (grayscale) or 3 (RGB)")
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
@@ -40,7 +48,7 @@ def grid_image(images: np.ndarray, nrow: int | None = None, pad: int = 2, scale:
 
 
 def save_grid(images: np.ndarray, path: str | os.PathLike, nrow: int | None = None,
-              scale: int = 3) -> Path:
+              scale: int | None = None) -> Path:
     """Save `grid_image(images)` as a grayscale or RGB PNG (written atomically)."""
     import imageio.v3 as iio
 

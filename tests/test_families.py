@@ -193,7 +193,7 @@ def test_dcgan_trains_on_rgb_images_and_writes_rgb_artifacts(rgb_run):
     config = json.loads((rgb_run / "config.json").read_text())
     assert (config["model"], config["channels"], config["image_size"]) == ("dcgan", 3, 16)
     grid = imageio.imread(rgb_run / "samples" / "epoch_002.png")
-    assert grid.shape == (3 * (3 * 18 + 2), 3 * (3 * 18 + 2), 3)  # 3x3 RGB tiles of 16 px, x3
+    assert grid.shape == (6 * (3 * 18 + 2), 6 * (3 * 18 + 2), 3)  # 3x3 RGB tiles of 16 px, x6
     assert len(imageio.mimread(rgb_run / "training.gif")) == 2
     net = load_generator(rgb_run / "checkpoints" / "generator.ckpt")
     assert net.spec == ModelSpec("dcgan", 100, 3, 16, 8, 8)

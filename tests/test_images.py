@@ -223,7 +223,7 @@ def test_train_and_infer_on_an_image_folder(tmp_path, channels):
     assert train.returncode == 0, train.stderr[-2000:]
     assert f"16 images from {source}" in train.stdout
     grid = np.asarray(Image.open(run / "samples" / "epoch_001.png"))
-    assert grid.shape == ((2 * 18 + 2) * 3, (2 * 18 + 2) * 3) + ((3,) if channels == 3 else ())
+    assert grid.shape == ((2 * 18 + 2) * 6, (2 * 18 + 2) * 6) + ((3,) if channels == 3 else ())
     infer = subprocess.run([sys.executable, "-m", "mindgan.infer", "--ckpt",
                             str(run / "checkpoints" / "generator.ckpt"), "--num", "3",
                             "--save_individual", str(tmp_path / "ind")],
