@@ -1,5 +1,7 @@
-"""The day-22 notebook runs end to end, headless, on CPU with a tiny setting."""
+"""The notebooks (the day-22 MLP lesson, the DCGAN lesson) run end to end, headless, on CPU with a tiny setting."""
 import base64
+
+import numpy as np
 
 import nbformat
 import pytest
@@ -43,3 +45,33 @@ def test_committed_notebook_carries_a_real_run():
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
                    for o in c.get("outputs", []))
     assert f"epoch  {epochs:2d}/{epochs}" in text or f"epoch {epochs:3d}/{epochs}" in text
+
+
+DCGAN_NOTEBOOK = REPO / "notebooks" / "dcgan_faces.ipynb"
+
+
+def test_dcgan_notebook_executes_on_an_image_folder(tmp_path):
+    """The DCGAN lesson, headless, on a folder of images the test writes (tiny widths)."""
+    from PIL import Image
+
+    data = tmp_path / "images"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8), "RGBA").save(data / f"{i}.png")
+    nb = nbformat.read(DCGAN_NOTEBOOK, as_version=4)
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1 and nb.cells.index(params[0]) <= 1, "one parameter cell, at the top"
+    out = tmp_path / "run"
+    params[0].source = (f'DATA = r"{data}"\nIMAGE_SIZE = 16\nNGF = 4\nNDF = 4\nEPOCHS = 2\n'
+                        f'BATCH_SIZE = 8\nSUBSET = None\nDEVICE = "CPU"\nOUTPUT_DIR = r"{out}"\nSEED = 0\n')
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(DCGAN_NOTEBOOK.parent)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "24 images from" in text and "(32, 3, 16, 16) float32" in text
+    pictures = [o["data"] for o in outputs if "data" in o and ("image/png" in o["data"] or "image/gif" in o["data"])]
+    assert len(pictures) >= 5  # real images, samples by epoch, loss curve, GIF, generated images
+    for rel in ("samples/epoch_002.png", "training.gif", "checkpoints/generator.ckpt"):
+        assert (out / rel).is_file(), rel
