@@ -68,7 +68,7 @@ def main() -> int:
     p.add_argument("--cold", action="store_true", help="drop the page cache before each run")
     args = p.parse_args()
 
-    print(f"| run | command | wall | first epoch (compile incl.) | later epochs | start-up, saving, exit |")
+    print("| run | command | wall | first epoch (compile incl.) | later epochs | start-up, saving, exit |")
     print("|---|---|---|---|---|---|")
     for i in range(args.repeat):
         state = "warm"

@@ -57,7 +57,6 @@ def main() -> int:
                           args.repeat)
     rows.append(("cached load", f"{seconds:.3f} s", f"{len(images) / seconds:.0f} images/s"))
 
-    import numpy as np
 
     import mindspore as ms
     from mindgan.data import batch_indices

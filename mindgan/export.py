@@ -7,7 +7,6 @@ free batch dimension where the format allows.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 

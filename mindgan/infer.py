@@ -34,8 +34,8 @@ def iter_generate(ckpt, num: int, seed: int | None = None, batch_size: int = 100
 
     net = as_generator(ckpt)
     rng = np.random.default_rng(seed)
-    for start in range(0, num, batch_size):
-        n = min(batch_size, num - start)
+    for done in range(0, num, batch_size):
+        n = min(batch_size, num - done)
         z = rng.standard_normal((n, net.latent_size), dtype=np.float32)
         with inference_mode(net):
             out = net(ms.Tensor(z)).asnumpy()

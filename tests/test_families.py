@@ -13,7 +13,7 @@ import mindspore as ms
 from mindspore import nn
 
 import dcgan_tutorial_reference
-from helpers import REPO, SHIPPED_MNIST
+from helpers import SHIPPED_MNIST
 from mindgan.checkpoint import (CheckpointError, atomic_save, load_generator, read_checkpoint,
                                 save_generator)
 from mindgan.config import TrainConfig

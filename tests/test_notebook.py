@@ -4,7 +4,6 @@ import base64
 import numpy as np
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from helpers import REPO

@@ -10,7 +10,7 @@ and epsilon 1e-3, Glorot-uniform weights, zero biases. The image side is a multi
 """
 from __future__ import annotations
 
-from mindspore import nn, ops
+from mindspore import nn
 
 from .layers import BatchNorm1d, Dropout, LeakyReLU, Reshape
 
