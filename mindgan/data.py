@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import urllib.request
 import warnings
 import zlib
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .download import fetch, reason
 from .fileio import atomic_output
 
 __all__ = [
@@ -212,21 +212,6 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
 
 # --------------------------------------------------------------------------- download
 
-def _fetch(url: str, dest: Path, timeout: float) -> None:
-    """Stream `url` into `dest`, with a progress bar; raises OSError on any failure."""
-    from tqdm.auto import tqdm
-
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        total = int(resp.headers.get("Content-Length") or 0) or None
-        with open(dest, "wb") as out, tqdm(total=total, unit="B", unit_scale=True,
-                                          desc=url.rsplit("/", 1)[-1], leave=False) as bar:
-            while chunk := resp.read(1 << 16):
-                out.write(chunk)
-                bar.update(len(chunk))
-        if total is not None and dest.stat().st_size != total:
-            raise OSError(f"connection closed after {dest.stat().st_size} of {total} bytes")
-
-
 def download_mnist(dest_dir: str | os.PathLike, mirrors: Sequence[str] | None = None,
                    splits: Sequence[str] = ("train", "test"), timeout: float = 30.0) -> list[Path]:
     """Download the MNIST .gz files of `splits` into `dest_dir`, verified.
@@ -264,7 +249,7 @@ def _download_into(dest_dir: Path, mirrors: list[str], splits: Sequence[str],
                 url = mirror.rstrip("/") + "/" + final.name
                 try:
                     with atomic_output(final) as tmp:  # renamed into place only if verified
-                        _fetch(url, tmp, timeout)
+                        fetch(url, tmp, timeout)
                         digest = _raw_sha256(tmp)
                         if digest != RAW_SHA256[name]:
                             raise OSError(f"content SHA-256 {digest[:12]}… does not match the "
@@ -272,19 +257,13 @@ def _download_into(dest_dir: Path, mirrors: list[str], splits: Sequence[str],
                     written.append(final)
                     break
                 except (OSError, IdxFormatError, ValueError) as exc:
-                    problems.append(f"{url}: {_reason(exc)}")
+                    problems.append(f"{url}: {reason(exc)}")
                     warnings.warn(f"skipping mirror {mirror} for {final.name}: {exc}",
                                   stacklevel=3)
             else:
                 raise OSError(f"no mirror served a valid {final.name} "
                               f"({'; '.join(problems) or 'no mirrors given'})")
     return written
-
-
-def _reason(exc: BaseException) -> str:
-    """The useful part of a download error: urllib wraps the cause ("<urlopen error ...>")."""
-    reason = getattr(exc, "reason", None)
-    return str(reason if reason is not None and not isinstance(exc, IdxFormatError) else exc)
 
 
 def _raw_sha256(path: Path) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .download import fetch, reason
 from .fileio import atomic_output
 
 __all__ = ["Preprocess", "ImageSetError", "list_images", "decode", "load_images",
@@ -264,8 +265,6 @@ def download_faces(dest_dir: str | os.PathLike, url: str = FACES_URL, timeout: f
     download leaves nothing that passes for the data set. A valid faces.zip already there is
     kept. OSError with one line on any failure; a `dest_dir` this call created is removed again.
     """
-    from .data import _fetch, _reason
-
     dest_dir = Path(dest_dir)
     final = dest_dir / "faces.zip"
     if final.is_file() and _check_faces_zip(final) is None:
@@ -275,9 +274,9 @@ def download_faces(dest_dir: str | os.PathLike, url: str = FACES_URL, timeout: f
     try:
         with atomic_output(final) as tmp:
             try:
-                _fetch(url, tmp, timeout)
+                fetch(url, tmp, timeout)
             except OSError as exc:
-                raise OSError(f"{url}: {_reason(exc)}") from None
+                raise OSError(f"{url}: {reason(exc)}") from None
             problem = _check_faces_zip(tmp)
             if problem:
                 raise OSError(f"{url}: {problem}")
