@@ -32,6 +32,7 @@ class TrainConfig:
     ndf: int = 64                  # discriminator width (convolutional families)
     noise: str = "normal"          # z ~ N(0, 1), or "uniform" in [-1, 1]
     g_steps: int = 1               # generator updates per discriminator update
+    ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
     num_samples: int | None = None  # images in each epoch's sample grid (a square number)
     seed: int = 0
     data_dir: str | None = None    # MNIST IDX folder, or a folder or .zip of images
@@ -59,6 +60,8 @@ class TrainConfig:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, not {self.noise!r}")
         if self.g_steps < 1:
             raise ValueError(f"g_steps must be at least 1, not {self.g_steps}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1) (0: off), not {self.ema}")
 
     @property
     def spec(self) -> ModelSpec:

@@ -13,11 +13,11 @@ import contextlib
 import numpy as np
 
 import mindspore as ms
-from mindspore import nn, ops
+from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
 from .models import build, family
 
-__all__ = ["build_gan", "make_updates", "make_train_step", "auto_steps_per_call",
+__all__ = ["build_gan", "make_updates", "make_train_step", "auto_steps_per_call", "GeneratorEMA",
            "latent_noise", "steps_noise", "fixed_noise", "sample", "inference_mode"]
 
 
@@ -96,8 +96,45 @@ def make_updates(net_g, net_d, opt_g, opt_d):
     return d_update, g_update
 
 
+class GeneratorEMA(nn.Cell):
+    """An exponential moving average of every generator parameter, weights and BatchNorm
+    running statistics alike, updated in the compiled step after each generator update.
+
+    The statistics are averaged with the weights rather than recomputed: it costs nothing
+    extra (no forward passes over data) and keeps each shadow consistent with the averaged
+    weights' history. The decay warms up as min(decay, (1 + t) / (10 + t)) over the t updates
+    so far, so early samples are not dominated by the random initial weights. The shadows
+    ("ema.<name>") and t ("ema.updates") are Parameters: they go into the resume state and a
+    resumed run continues the average exactly.
+    """
+
+    def __init__(self, net_g, decay: float):
+        super().__init__(auto_prefix=False)  # keep the generator's own parameter names
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), not {decay}")
+        self.decay = float(decay)
+        params = list(net_g.get_parameters())
+        self.sources = ParameterTuple(params)
+        self.shadows = ParameterTuple(Parameter(Tensor(p.asnumpy()), name="ema." + p.name,
+                                                requires_grad=False) for p in params)
+        self.updates = Parameter(Tensor(0.0, ms.float32), name="ema.updates", requires_grad=False)
+
+    def construct(self):
+        t = self.updates + 1.0
+        ops.assign(self.updates, t)
+        d = ops.minimum((1.0 + t) / (10.0 + t), self.decay)
+        for shadow, source in zip(self.shadows, self.sources):
+            ops.assign(shadow, shadow * d + ops.stop_gradient(source) * (1.0 - d))
+        return d
+
+    def copy_to(self, net) -> None:
+        """Load the averaged parameters into `net` (a generator of the same spec)."""
+        for shadow, p in zip(self.shadows, net.get_parameters()):
+            p.set_data(Tensor(shadow.asnumpy()))
+
+
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
-                    g_steps: int = 1):
+                    g_steps: int = 1, ema: GeneratorEMA | None = None):
     """One GAN step: update D, then G (`g_steps` times, on the same noise, as carpedm20's DCGAN
     does with 2); one compiled graph when `jit`.
 
@@ -105,7 +142,7 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     the device, scaled to [-1, 1] a batch at a time) or float32 already in [-1, 1], idx int32
     `[B]` (this batch's rows), z float32 `[B, latent]`.
     Returns float32 `[4]`: loss_d, loss_g (of the last G update), mean D(x), mean D(G(z))
-    (before the D update).
+    (before the D update). With `ema`, its average is updated after the generator's.
 
     With `steps` = k the function runs k steps in a row, unrolled in one graph: idx `[k, B]`,
     z `[k, B, latent]` -> `[k, 4]`. Same updates in the same order, but one launch and one host
@@ -121,6 +158,8 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
         loss_g = g_update(z)
         for _ in range(g_steps - 1):
             loss_g = g_update(z)
+        if ema is not None:
+            ema()
         return ops.stack([loss_d, loss_g, d_real, d_fake])
 
     def several_steps(images, idx, z):

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="z ~ N(0, 1) (default) or uniform in [-1, 1] (carpedm20's DCGAN)")
     a("--g_steps", type=positive("g_steps"), default=None,
       help="generator updates per discriminator update, on the same noise (default 1; carpedm20's DCGAN: 2)")
+    a("--ema", type=unit_interval("ema"), default=None,
+      help="keep an exponential moving average of the generator with this decay (e.g. 0.999), "
+           "updated in the compiled step; samples and generator.ckpt use it, generator_raw.ckpt "
+           "keeps the raw weights (default 0: off, as the tutorial)")
     a("--num_samples", type=positive("num_samples"), default=None,
       help="images in each epoch's sample grid (default: the family's, 25 for mlp)")
     a("--seed", type=non_negative("seed"), default=None,

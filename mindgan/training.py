@@ -16,7 +16,9 @@ import mindspore as ms
 from .checkpoint import atomic_save, load_state, save_generator, save_state
 from .config import TrainConfig
 from .data import batch_indices
-from .gan import auto_steps_per_call, build_gan, fixed_noise, make_train_step, sample, steps_noise
+from .gan import (GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step,
+                  sample, steps_noise)
+from .models import build_generator
 from .rundir import LOG_COLUMNS, RunLog, prepare_run_dir, write_config
 from .runtime import HostSync, StopRequest
 from .viz import save_grid
@@ -119,6 +121,11 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
 
     net_g, net_d, opt_g, opt_d = build_gan(config)
     cells = [net_g, net_d, opt_g, opt_d]
+    ema, shown = None, net_g  # `shown`: the generator that samples and is saved as generator.ckpt
+    if config.ema:
+        ema = GeneratorEMA(net_g, config.ema)
+        shown = build_generator(config.spec)
+        cells.append(ema)
     step = 0
     noise_fixed = fixed_noise(config.seed, config.latent_size, config.num_samples, config.noise)
     if resume is not None:
@@ -142,7 +149,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
         k = len(order_rows)
         if k not in step_fns:
             step_fns[k] = make_train_step(net_g, net_d, opt_g, opt_d, jit=config.mode == "graph",
-                                          steps=k, g_steps=config.g_steps)
+                                          steps=k, g_steps=config.g_steps, ema=ema)
         z = steps_noise(config.seed, first_step, k, config.batch_size, config.latent_size,
                         config.noise)
         return sync.fetch(step_fns[k](dataset, ms.Tensor(order_rows), ms.Tensor(z)))
@@ -152,10 +159,12 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
         log.flush(steps_per_epoch)
         if final:
             log.write_gif()
-        save_generator(net_g, ckpt_dir / "generator.ckpt")
+        save_generator(shown, ckpt_dir / "generator.ckpt")
+        if ema is not None:  # the raw weights stay available
+            save_generator(net_g, ckpt_dir / "generator_raw.ckpt")
         atomic_save(net_d, ckpt_dir / "discriminator.ckpt")
         if epoch_done is not None:  # the tutorial's Generator{epoch}.ckpt, every save_every
-            save_generator(net_g, ckpt_dir / f"generator_epoch_{epoch_done:03d}.ckpt")
+            save_generator(shown, ckpt_dir / f"generator_epoch_{epoch_done:03d}.ckpt")
         save_state(ckpt_dir / "last.ckpt", cells, step_now, noise_fixed, config.asdict(), config.spec)
 
     with StopRequest() as stop:
@@ -187,7 +196,9 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
             bar.close()
             seconds = time.perf_counter() - start
             epoch_complete = step == (epoch + 1) * steps_per_epoch
-            save_grid(sample(net_g, noise_fixed), sample_dir / f"epoch_{epoch + 1:03d}.png",
+            if ema is not None:
+                ema.copy_to(shown)
+            save_grid(sample(shown, noise_fixed), sample_dir / f"epoch_{epoch + 1:03d}.png",
                       nrow=config.grid_rows)
             if count:
                 mean = sums / count

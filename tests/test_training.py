@@ -234,3 +234,43 @@ def test_nan_loss_stops_and_leaves_checkpoints_untouched(tmp_path, digits):
         train(TrainConfig(epochs=2, **common), resume=run, images=digits, progress=False)
     assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in ckpts.iterdir()}
     assert read_log(run) == log_before
+
+
+def test_ema_in_the_step_is_the_running_average_of_the_generator(digits):
+    """After each compiled step the shadow is d * shadow + (1 - d) * weights, with the decay
+    warming up as min(decay, (1 + t) / (10 + t)); the same on the host, step by step."""
+    from mindgan.gan import GeneratorEMA
+    from mindgan.gan import latent_noise
+
+    net_g, net_d, opt_g, opt_d = build_gan(TrainConfig(batch_size=32, seed=9))
+    ema = GeneratorEMA(net_g, 0.5)
+    step = make_train_step(net_g, net_d, opt_g, opt_d, ema=ema)
+    images = ms.Tensor(digits[:, None])  # uint8, scaled in the step
+    params = list(net_g.get_parameters())
+    expected = [p.asnumpy().astype(np.float64) for p in params]
+    for t in range(1, 5):
+        idx = ms.Tensor(np.arange(32 * t, 32 * t + 32, dtype=np.int32))
+        step(images, idx, ms.Tensor(latent_noise(9, t, 32, 100))).asnumpy()
+        d = min(0.5, (1 + t) / (10 + t))
+        expected = [d * e + (1 - d) * p.asnumpy() for e, p in zip(expected, params)]
+    assert float(ema.updates.asnumpy()) == 4
+    for e, shadow, p in zip(expected, ema.shadows, params):
+        np.testing.assert_allclose(shadow.asnumpy(), e, rtol=1e-5, atol=1e-6, err_msg=p.name)
+    assert any(not np.allclose(s.asnumpy(), p.asnumpy()) for s, p in zip(ema.shadows, params))
+
+
+def test_an_ema_run_resumes_exactly_and_keeps_both_generators(tmp_path, digits):
+    common = dict(batch_size=64, subset=256, seed=12, ema=0.9, device_target="CPU")
+    straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
+                     images=digits, progress=False)
+    split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
+                  images=digits, progress=False)
+    train(TrainConfig(epochs=2, **common), resume=split, images=digits, progress=False)
+    state = assert_same_run(straight, split, steps=8)
+    assert float(state["ema.updates"].asnumpy()) == 8
+    averaged = read_checkpoint(straight / "checkpoints" / "generator.ckpt")
+    raw = read_checkpoint(straight / "checkpoints" / "generator_raw.ckpt")
+    name = "generator.model.0.weight"
+    np.testing.assert_array_equal(averaged[name].asnumpy(), state["ema." + name].asnumpy())
+    np.testing.assert_array_equal(raw[name].asnumpy(), state[name].asnumpy())
+    assert not np.array_equal(averaged[name].asnumpy(), raw[name].asnumpy())
