@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-import mindspore as ms
+if __name__ == "__main__":  # run as a command: pick the CPU kernels before MindSpore loads (LeNet convolves)
+    from mindgan.runtime import choose_cpu_kernels
+    choose_cpu_kernels(True)
+
+import mindspore as ms  # noqa: E402
 from mindspore import nn, ops
 
 ASSET = Path(__file__).resolve().parent / "assets" / "mnist_classifier.ckpt"

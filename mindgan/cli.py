@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,12 +63,20 @@ def add_runtime_flags(parser: argparse.ArgumentParser, device_default: str | Non
                         help="show MindSpore's own INFO/WARNING log lines")
 
 
-def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse the flags, then quiet MindSpore's logs (before it is imported) unless --verbose."""
-    from .runtime import quiet_mindspore
+def parse(parser: argparse.ArgumentParser, argv=None,
+          convolutional: bool | None = True) -> argparse.Namespace:
+    """Parse the flags, then, before MindSpore is imported: quiet its logs unless --verbose, and
+    choose the CPU kernels (`runtime.choose_cpu_kernels`) unless `convolutional` is None (the
+    caller decides later, still before importing MindSpore)."""
+    from .runtime import choose_cpu_kernels, quiet_mindspore
 
     args = parser.parse_args(argv)
-    quiet_mindspore(getattr(args, "verbose", False))
+    verbose = getattr(args, "verbose", False)
+    quiet_mindspore(verbose)
+    if convolutional is not None:
+        kernels = choose_cpu_kernels(convolutional)
+        if verbose:
+            print(f"CPU kernels: {kernels}", file=sys.stderr)
     return args
 
 

@@ -16,6 +16,7 @@ __all__ = ["DEVICES", "DeviceUnavailable", "quiet_mindspore", "choose_cpu_kernel
            "setup", "HostSync", "StopRequest"]
 
 CONVOLUTIONAL = ("dcgan", "dcgan-mnist")
+_KERNELS_CHOSEN = ""  # what choose_cpu_kernels set in this process, if anything
 
 
 class DeviceUnavailable(RuntimeError):
@@ -41,25 +42,33 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
-def choose_cpu_kernels(model: str, flags: set[str] | None = None) -> str:
-    """Pick oneDNN's instruction set for `model` before MindSpore loads; returns what was decided.
+def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None) -> str:
+    """Pick oneDNN's instruction set before MindSpore loads; returns what was decided.
 
-    On CPUs with AVX-512, MindSpore 2.10's oneDNN runs convolutions on plain NCHW tensors with
-    a reference inner kernel (~1 GFLOP/s: 14.5 s for one dcgan-mnist step at batch 64 here);
-    capped at AVX2 it picks its im2col+GEMM kernel (0.42 s). The cap makes the MLP's matrix
-    products 35 % slower on the same CPU, so only the convolutional families get it. A value
-    the user set is kept, and nothing changes once MindSpore is loaded (too late to matter).
+    `convolutional`: whether the work is convolution-heavy (True, False, or a model family's
+    name). On CPUs with AVX-512, MindSpore 2.10's oneDNN runs convolutions on plain NCHW
+    tensors with a reference inner kernel (~1 GFLOP/s: 14.5 s for one dcgan-mnist training step
+    at batch 64 here); capped at AVX2 it picks its im2col+GEMM kernel (0.42 s). The cap makes
+    the MLP's training step 35 % slower on the same CPU, so MLP training keeps oneDNN's choice;
+    inference commands take the cap (`evaluate`, whose classifier is a LeNet, went from 44.6 s
+    to 20.7 s). A value the user set is kept, and nothing changes once MindSpore is loaded.
     """
+    global _KERNELS_CHOSEN
+    if isinstance(convolutional, str):
+        convolutional = convolutional in CONVOLUTIONAL
+    if _KERNELS_CHOSEN:
+        return _KERNELS_CHOSEN
     if "ONEDNN_MAX_CPU_ISA" in os.environ:
         return f"ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']} (set by the user)"
     flags = cpu_flags() if flags is None else flags
-    if model not in CONVOLUTIONAL or "avx512f" not in flags:
+    if not convolutional or "avx512f" not in flags:
         return "oneDNN's own choice of instruction set"
     if "mindspore" in sys.modules:
         return "oneDNN's own choice (MindSpore was loaded before the choice could be made)"
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
-    return ("ONEDNN_MAX_CPU_ISA=AVX2: this CPU has AVX-512, where oneDNN's convolutions fall back "
-            "to a reference kernel")
+    _KERNELS_CHOSEN = ("ONEDNN_MAX_CPU_ISA=AVX2: this CPU has AVX-512, where oneDNN's convolutions "
+                       "fall back to a reference kernel")
+    return _KERNELS_CHOSEN
 
 
 def setup(device_target: str = "auto", mode: str = "graph") -> str:

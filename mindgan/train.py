@@ -143,7 +143,7 @@ def _model_of(args: argparse.Namespace) -> str:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parse(parser, argv)
+    args = parse(parser, argv, convolutional=None)
     kernels = choose_cpu_kernels(_model_of(args))  # must precede the first MindSpore import
     if args.verbose:
         print(f"CPU kernels: {kernels}", file=sys.stderr)

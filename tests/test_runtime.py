@@ -1,0 +1,47 @@
+"""The CPU-kernel choice made before MindSpore loads, in fresh interpreters."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO
+
+PROBE = """
+import os, sys
+from mindgan.runtime import choose_cpu_kernels
+if sys.argv[3] == "loaded":
+    import mindspore
+flags = set(sys.argv[2].split(",")) - {""}
+print(choose_cpu_kernels(sys.argv[1] if sys.argv[1] not in ("True", "False") else sys.argv[1] == "True", flags))
+print(os.environ.get("ONEDNN_MAX_CPU_ISA", "unset"))
+"""
+
+
+def choose(what, flags, env_value=None, loaded="fresh"):
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"}
+    env["GLOG_v"] = "3"
+    if env_value:
+        env["ONEDNN_MAX_CPU_ISA"] = env_value
+    out = subprocess.run([sys.executable, "-c", PROBE, what, flags, loaded], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()
+
+
+@pytest.mark.parametrize("what, flags, expected", [
+    ("dcgan", "avx2,avx512f", "AVX2"),          # convolutions on AVX-512: capped
+    ("dcgan-mnist", "avx2,avx512f", "AVX2"),
+    ("True", "avx2,avx512f", "AVX2"),           # inference commands
+    ("mlp", "avx2,avx512f", "unset"),           # MLP training keeps oneDNN's choice
+    ("dcgan", "avx2", "unset"),                 # no AVX-512: nothing to avoid
+])
+def test_the_isa_cap_is_set_only_for_convolutions_on_avx512(what, flags, expected):
+    assert choose(what, flags)[-1] == expected
+
+
+def test_a_users_setting_is_kept_and_a_late_choice_changes_nothing():
+    said, value = choose("dcgan", "avx512f", env_value="AVX512_CORE")
+    assert value == "AVX512_CORE" and "set by the user" in said
+    said, value = choose("dcgan", "avx512f", loaded="loaded")
+    assert value == "unset" and "MindSpore was loaded before" in said
