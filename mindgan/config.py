@@ -33,6 +33,8 @@ class TrainConfig:
     noise: str = "normal"          # z ~ N(0, 1), or "uniform" in [-1, 1]
     g_steps: int = 1               # generator updates per discriminator update
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
+    eval_every: int = 0            # epochs between quick FIDs (MNIST-shaped runs; 0: off)
+    eval_samples: int = 2000       # generated images behind each quick FID
     num_samples: int | None = None  # images in each epoch's sample grid (a square number)
     seed: int = 0
     data_dir: str | None = None    # MNIST IDX folder, or a folder or .zip of images
@@ -49,7 +51,7 @@ class TrainConfig:
 
     # Settings a resumed run may change; everything else must match the saved run.
     RUN_CONTROL = ("epochs", "output_dir", "device_target", "mode", "save_every", "max_steps",
-                   "log_every", "data_dir", "steps_per_call")
+                   "log_every", "data_dir", "steps_per_call", "eval_every", "eval_samples")
 
     def __post_init__(self):
         preset = family(self.model).PRESET

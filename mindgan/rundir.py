@@ -20,7 +20,7 @@ from .fileio import atomic_output, write_text
 from .viz import plot_losses, save_gif
 
 __all__ = ["LOG_COLUMNS", "new_run_dir", "prepare_run_dir", "read_log", "write_log", "append_log",
-           "RunLog", "write_config", "versions"]
+           "RunLog", "MetricsLog", "write_config", "versions"]
 
 LOG_COLUMNS = ("epoch", "step", "loss_d", "loss_g", "d_real", "d_fake")
 
@@ -130,6 +130,54 @@ class RunLog:
         frames = sorted((self.run_dir / "samples").glob("epoch_*.png"))
         if frames:
             save_gif(frames, self.run_dir / "training.gif")
+
+
+class MetricsLog:
+    """metrics.csv (epoch, step, fid, classes_present, kl_to_uniform, seconds) and metrics.png:
+    the quality figure measured every --eval_every epochs. Rows after the resumed step are
+    dropped, like the loss log's; `best` is the lowest FID kept so far."""
+
+    COLUMNS = ("epoch", "step", "fid", "classes_present", "kl_to_uniform", "seconds")
+
+    def __init__(self, run_dir: Path, step: int):
+        self.path, self.plot = run_dir / "metrics.csv", run_dir / "metrics.png"
+        rows = []
+        if self.path.is_file():
+            with open(self.path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= step]
+        self.rows = rows
+        self._write()
+
+    @property
+    def best(self) -> float:
+        return min((float(r["fid"]) for r in self.rows), default=float("inf"))
+
+    def add(self, epoch: int, step: int, result: dict, seconds: float) -> None:
+        self.rows.append({"epoch": epoch, "step": step, "fid": f"{result['fid']:.4f}",
+                          "classes_present": result["classes_present"],
+                          "kl_to_uniform": f"{result['kl_to_uniform']:.5f}", "seconds": f"{seconds:.2f}"})
+        self._write()
+        self._draw()
+
+    def _write(self) -> None:
+        with atomic_output(self.path) as tmp, open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, self.COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+    def _draw(self) -> None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6, 3.5), dpi=100)
+        ax = fig.subplots()
+        ax.plot([int(r["epoch"]) for r in self.rows], [float(r["fid"]) for r in self.rows], "o-")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("classifier FID (lower is better)")
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        with atomic_output(self.plot) as tmp:
+            fig.savefig(tmp, format="png")
 
 
 def versions(device: str) -> dict:

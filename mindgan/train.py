@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
       help="keep an exponential moving average of the generator with this decay (e.g. 0.999), "
            "updated in the compiled step; samples and generator.ckpt use it, generator_raw.ckpt "
            "keeps the raw weights (default 0: off, as the tutorial)")
+    a("--eval_every", type=non_negative("eval_every"), default=None,
+      help="every N epochs, a quick classifier FID (MNIST-shaped runs) against the MNIST test set, "
+           "logged to metrics.csv and metrics.png; checkpoints/generator_best.ckpt keeps the best "
+           "(default 0: off)")
+    a("--eval_samples", type=positive("eval_samples"), default=None,
+      help="generated images behind each quick FID (default 2000)")
     a("--num_samples", type=positive("num_samples"), default=None,
       help="images in each epoch's sample grid (default: the family's, 25 for mlp)")
     a("--seed", type=non_negative("seed"), default=None,

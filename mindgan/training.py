@@ -19,7 +19,7 @@ from .data import batch_indices
 from .gan import (GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step,
                   sample, steps_noise)
 from .models import build_generator
-from .rundir import LOG_COLUMNS, RunLog, prepare_run_dir, write_config
+from .rundir import LOG_COLUMNS, MetricsLog, RunLog, prepare_run_dir, write_config
 from .runtime import HostSync, StopRequest
 from .viz import save_grid
 
@@ -136,6 +136,14 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
               + (f", at most step {config.max_steps}" if config.max_steps else ""), flush=True)
     log = RunLog(run_dir, step)
     write_config(run_dir, config.asdict(), device)
+    quality = metrics = None
+    if config.eval_every and config.spec.image_shape != (1, 28, 28):
+        print(f"note: --eval_every skipped: its FID is MNIST-only (1x28x28), this run makes "
+              f"{'x'.join(map(str, config.spec.image_shape))} images", flush=True)
+    elif config.eval_every:
+        from .evaluate import QuickFID
+        quality = QuickFID(config.eval_samples, seed=config.seed)
+        metrics = MetricsLog(run_dir, step)
 
     sync = HostSync(enabled=device == "CPU")
     total_steps = config.epochs * steps_per_epoch
@@ -206,6 +214,15 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                       f"loss_g {mean[1]:.4f}  D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  "
                       f"{seconds:.1f} s" + ("" if epoch_complete else "  (partial epoch)"),
                       flush=True)
+            if quality is not None and epoch_complete and (epoch + 1) % config.eval_every == 0:
+                best, start = metrics.best, time.perf_counter()
+                result = quality(shown)
+                metrics.add(epoch + 1, step, result, time.perf_counter() - start)
+                if result["fid"] < best:
+                    save_generator(shown, ckpt_dir / "generator_best.ckpt")
+                print(f"quality at epoch {epoch + 1}: FID {result['fid']:.2f} (best "
+                      f"{min(best, result['fid']):.2f}), {result['classes_present']}/10 digits, "
+                      f"{time.perf_counter() - start:.1f} s", flush=True)
             done = stop.requested or step >= total_steps
             if done or (epoch_complete and (epoch + 1) % config.save_every == 0):
                 save(step, epoch + 1 if epoch_complete else None, final=done)

@@ -107,7 +107,8 @@ def test_help_explains_flags():
                  "--beta1", "--beta2", "--seed", "--data_dir", "--output_dir", "--resume",
                  "--save_every", "--max_steps", "--log_every", "--verbose", "--mode", "--model",
                  "--ngf", "--ndf", "--image_size", "--channels", "--noise", "--g_steps",
-                 "--num_samples", "--no_progress", "--ema", "--background", "--crop", "dcgan-mnist"):
+                 "--num_samples", "--no_progress", "--ema", "--background", "--crop", "--eval_every", "--eval_samples",
+                 "dcgan-mnist"):
         assert flag in proc.stdout
 
 

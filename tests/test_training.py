@@ -274,3 +274,25 @@ def test_an_ema_run_resumes_exactly_and_keeps_both_generators(tmp_path, digits):
     np.testing.assert_array_equal(averaged[name].asnumpy(), state["ema." + name].asnumpy())
     np.testing.assert_array_equal(raw[name].asnumpy(), state[name].asnumpy())
     assert not np.array_equal(averaged[name].asnumpy(), raw[name].asnumpy())
+
+
+def test_eval_every_logs_a_quick_fid_and_keeps_the_best_generator_across_a_resume(tmp_path, digits):
+    """2 epochs with a quick FID after each: metrics.csv has both, generator_best.ckpt is the
+    snapshot of the lower one; split by a resume, the same rows and the same best file."""
+    common = dict(batch_size=64, subset=256, seed=13, eval_every=1, eval_samples=500, device_target="CPU")
+    straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
+                     images=digits, progress=False)
+    split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
+                  images=digits, progress=False)
+    train(TrainConfig(epochs=2, **common), resume=split, images=digits, progress=False)
+    rows = {}
+    for run in (straight, split):
+        with open(run / "metrics.csv", newline="") as f:
+            rows[run] = list(csv.DictReader(f))
+        assert [r["epoch"] for r in rows[run]] == ["1", "2"] and (run / "metrics.png").is_file()
+    assert [r["fid"] for r in rows[straight]] == [r["fid"] for r in rows[split]]
+    best_epoch = min(rows[straight], key=lambda r: float(r["fid"]))["epoch"]
+    for run in (straight, split):
+        assert tensor_digest(run / "checkpoints" / "generator_best.ckpt") == tensor_digest(
+            run / "checkpoints" / f"generator_epoch_{int(best_epoch):03d}.ckpt")
+    assert all(0 < float(r["fid"]) and 1 <= int(r["classes_present"]) <= 10 for r in rows[straight])
