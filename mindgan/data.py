@@ -1,6 +1,8 @@
-"""MNIST data layer: an IDX parser, the dataset search path, a verified downloader and batches.
+"""The data layer: MNIST (an IDX parser, the dataset search path, a verified downloader), batch
+order and scaling, and `load_training_images`, which gives a run its images from MNIST or from
+a folder or zip of image files (`mindgan.images`).
 
-The parser is written here rather than taken from a framework so that a malformed file
+The IDX parser is written here rather than taken from a framework so that a malformed file
 gets one clear error naming the file, and so that the package reads all three layouts
 MindSpore users have on disk.
 """
