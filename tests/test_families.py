@@ -246,14 +246,10 @@ def test_dcgan_mnist_generator_exports_to_onnx(tmp_path):
 def test_dcgan_mnist_resumes_exactly_dropout_included(tmp_path, digits):
     """2 epochs straight == 1 epoch, then resume: the dropout masks are a function of a counter
     saved with the weights, so the losses and every parameter agree."""
-    from test_training import assert_same_run
+    from test_training import assert_same_run, straight_and_resumed
 
     common = dict(model="dcgan-mnist", ngf=8, ndf=8, batch_size=32, subset=128, seed=5)
-    straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
-                     images=digits, progress=False)
-    split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
-                  images=digits, progress=False)
-    train(TrainConfig(epochs=2, **common), resume=split, images=digits, progress=False)
+    straight, split = straight_and_resumed(tmp_path, digits, **common)
     state = assert_same_run(straight, split, steps=8)
     assert float(state["discriminator.model.2.calls"].asnumpy()) == 8 * 3  # D runs 3 times a step
     assert json.loads((straight / "config.json").read_text())["beta1"] == 0.9

@@ -11,15 +11,22 @@ from helpers import REPO
 NOTEBOOK = REPO / "notebooks" / "gan_mnist.ipynb"
 
 
-def test_notebook_executes_and_draws(tmp_path):
-    nb = nbformat.read(NOTEBOOK, as_version=4)
+def execute_with_parameters(path, source):
+    """Run the notebook at `path` headless with its one parameter cell (at the top) replaced by
+    `source`; returns the executed notebook."""
+    nb = nbformat.read(path, as_version=4)
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1 and nb.cells.index(params[0]) <= 1, "one parameter cell, at the top"
-    out = tmp_path / "run"
-    params[0].source = (f'EPOCHS = 2\nBATCH_SIZE = 64\nDEVICE = "CPU"\nOUTPUT_DIR = r"{out}"\n'
-                        f"SUBSET = 256\nSEED = 0\n")
+    params[0].source = source
     NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+def test_notebook_executes_and_draws(tmp_path):
+    out = tmp_path / "run"
+    nb = execute_with_parameters(NOTEBOOK, f'EPOCHS = 2\nBATCH_SIZE = 64\nDEVICE = "CPU"\n'
+                                           f'OUTPUT_DIR = r"{out}"\nSUBSET = 256\nSEED = 0\n')
 
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.output_type == "error"]
@@ -58,14 +65,10 @@ def test_dcgan_notebook_executes_on_an_image_folder(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(24):
         Image.fromarray(rng.integers(0, 256, (20, 20, 4), dtype=np.uint8), "RGBA").save(data / f"{i}.png")
-    nb = nbformat.read(DCGAN_NOTEBOOK, as_version=4)
-    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(params) == 1 and nb.cells.index(params[0]) <= 1, "one parameter cell, at the top"
     out = tmp_path / "run"
-    params[0].source = (f'DATA = r"{data}"\nIMAGE_SIZE = 16\nNGF = 4\nNDF = 4\nEPOCHS = 2\n'
+    nb = execute_with_parameters(
+        DCGAN_NOTEBOOK, f'DATA = r"{data}"\nIMAGE_SIZE = 16\nNGF = 4\nNDF = 4\nEPOCHS = 2\n'
                         f'BATCH_SIZE = 8\nSUBSET = None\nDEVICE = "CPU"\nOUTPUT_DIR = r"{out}"\nSEED = 0\n')
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(DCGAN_NOTEBOOK.parent)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs)

@@ -142,6 +142,17 @@ def assert_same_run(run_a, run_b, steps):
     return wa
 
 
+def straight_and_resumed(tmp_path, images, **common):
+    """The same run twice: 2 epochs straight, and 1 epoch then resumed for 1 more.
+    Returns (straight run folder, split run folder)."""
+    straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
+                     images=images, progress=False)
+    split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
+                  images=images, progress=False)
+    train(TrainConfig(epochs=2, **common), resume=split, images=images, progress=False)
+    return straight, split
+
+
 def test_resume_continues_exactly(tmp_path, digits):
     """2 epochs in one go == 1 epoch, then resume for 1 more: same losses, same weights."""
     common = dict(batch_size=64, subset=640, seed=7, device_target="CPU")
@@ -261,11 +272,7 @@ def test_ema_in_the_step_is_the_running_average_of_the_generator(digits):
 
 def test_an_ema_run_resumes_exactly_and_keeps_both_generators(tmp_path, digits):
     common = dict(batch_size=64, subset=256, seed=12, ema=0.9, device_target="CPU")
-    straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
-                     images=digits, progress=False)
-    split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
-                  images=digits, progress=False)
-    train(TrainConfig(epochs=2, **common), resume=split, images=digits, progress=False)
+    straight, split = straight_and_resumed(tmp_path, digits, **common)
     state = assert_same_run(straight, split, steps=8)
     assert float(state["ema.updates"].asnumpy()) == 8
     averaged = read_checkpoint(straight / "checkpoints" / "generator.ckpt")
@@ -280,11 +287,7 @@ def test_eval_every_logs_a_quick_fid_and_keeps_the_best_generator_across_a_resum
     """2 epochs with a quick FID after each: metrics.csv has both, generator_best.ckpt is the
     snapshot of the lower one; split by a resume, the same rows and the same best file."""
     common = dict(batch_size=64, subset=256, seed=13, eval_every=1, eval_samples=500, device_target="CPU")
-    straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
-                     images=digits, progress=False)
-    split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
-                  images=digits, progress=False)
-    train(TrainConfig(epochs=2, **common), resume=split, images=digits, progress=False)
+    straight, split = straight_and_resumed(tmp_path, digits, **common)
     rows = {}
     for run in (straight, split):
         with open(run / "metrics.csv", newline="") as f:
