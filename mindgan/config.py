@@ -33,6 +33,7 @@ class TrainConfig:
     noise: str = "normal"          # z ~ N(0, 1), or "uniform" in [-1, 1]
     g_steps: int = 1               # generator updates per discriminator update
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
+    lr_decay_from: int = 0         # epochs at the full lr; then linear decay to the last (0: off)
     eval_every: int = 0            # epochs between quick FIDs (MNIST-shaped runs; 0: off)
     eval_samples: int = 2000       # generated images behind each quick FID
     num_samples: int | None = None  # images in each epoch's sample grid (a square number)
@@ -64,6 +65,9 @@ class TrainConfig:
             raise ValueError(f"g_steps must be at least 1, not {self.g_steps}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1) (0: off), not {self.ema}")
+        if self.lr_decay_from < 0 or (self.lr_decay_from and self.lr_decay_from >= self.epochs):
+            raise ValueError(f"lr_decay_from must be below epochs ({self.epochs}) (0: off), "
+                             f"not {self.lr_decay_from}")
 
     @property
     def spec(self) -> ModelSpec:
@@ -72,6 +76,15 @@ class TrainConfig:
         channels = self.channels if self.channels is not None else family(self.model).PRESET["channels"]
         return ModelSpec(self.model, self.latent_size, channels, self.image_size,
                          self.ngf, self.ndf)
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of epoch `epoch` (0-based): `lr` for the first `lr_decay_from`
+        epochs, then falling linearly, lr * (epochs - epoch) / (epochs - lr_decay_from + 1),
+        to lr / (n + 1) in the last of the n decaying epochs (pix2pix's and CycleGAN's schedule).
+        Constant `lr` when lr_decay_from is 0."""
+        if not self.lr_decay_from or epoch < self.lr_decay_from:
+            return self.lr
+        return self.lr * (self.epochs - epoch) / (self.epochs - self.lr_decay_from + 1)
 
     @property
     def grid_rows(self) -> int:

@@ -134,7 +134,7 @@ class GeneratorEMA(nn.Cell):
 
 
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
-                    g_steps: int = 1, ema: GeneratorEMA | None = None):
+                    g_steps: int = 1, ema: GeneratorEMA | None = None, lr_input: bool = False):
     """One GAN step: update D, then G (`g_steps` times, on the same noise, as carpedm20's DCGAN
     does with 2); one compiled graph when `jit`.
 
@@ -147,6 +147,10 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     With `steps` = k the function runs k steps in a row, unrolled in one graph: idx `[k, B]`,
     z `[k, B, latent]` -> `[k, 4]`. Same updates in the same order, but one launch and one host
     sync for all of them, at the price of a longer compile.
+
+    With `lr_input` the function takes a fourth argument, float32 scalar: the learning rate of
+    both optimizers for this call (written into their `learning_rate` Parameters in the graph;
+    a Parameter set from Python after compilation is not seen by the compiled graph).
     """
     d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d)
 
@@ -168,7 +172,14 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
             results.append(step(images, idx[k], z[k]))
         return ops.stack(results)
 
+    def with_lr(images, idx, z, lr):
+        ops.assign(opt_g.learning_rate, lr)
+        ops.assign(opt_d.learning_rate, lr)
+        return fn(images, idx, z)
+
     fn = step if steps is None else several_steps
+    if lr_input:
+        return ms.jit(with_lr) if jit else with_lr
     return ms.jit(fn) if jit else fn
 
 

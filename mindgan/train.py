@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="keep an exponential moving average of the generator with this decay (e.g. 0.999), "
            "updated in the compiled step; samples and generator.ckpt use it, generator_raw.ckpt "
            "keeps the raw weights (default 0: off, as the tutorial)")
+    a("--lr_decay_from", type=non_negative("lr_decay_from"), default=None, metavar="EPOCH",
+      help="keep --lr for the first EPOCH epochs, then lower it linearly each epoch to lr/(n+1) "
+           "in the last of the n remaining (pix2pix's schedule; ends at --epochs, so resuming "
+           "with more epochs stretches it) (default 0: off, as the tutorial)")
     a("--eval_every", type=non_negative("eval_every"), default=None,
       help="every N epochs, a quick classifier FID (MNIST-shaped runs) against the MNIST test set, "
            "logged to metrics.csv and metrics.png; checkpoints/generator_best.ckpt keeps the best "

@@ -157,10 +157,14 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
         k = len(order_rows)
         if k not in step_fns:
             step_fns[k] = make_train_step(net_g, net_d, opt_g, opt_d, jit=config.mode == "graph",
-                                          steps=k, g_steps=config.g_steps, ema=ema)
+                                          steps=k, g_steps=config.g_steps, ema=ema,
+                                          lr_input=bool(config.lr_decay_from))
         z = steps_noise(config.seed, first_step, k, config.batch_size, config.latent_size,
                         config.noise)
-        return sync.fetch(step_fns[k](dataset, ms.Tensor(order_rows), ms.Tensor(z)))
+        args = [dataset, ms.Tensor(order_rows), ms.Tensor(z)]
+        if config.lr_decay_from:  # a call never straddles an epoch: one rate per call
+            args.append(ms.Tensor(config.lr_at(first_step // steps_per_epoch), ms.float32))
+        return sync.fetch(step_fns[k](*args))
 
     def save(step_now: int, epoch_done: int | None, final: bool) -> None:
         """Everything on disk consistent with `step_now`: log, plots, checkpoints."""
@@ -212,7 +216,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                 mean = sums / count
                 print(f"epoch {epoch + 1:3d}/{config.epochs}  step {step:6d}  loss_d {mean[0]:.4f}  "
                       f"loss_g {mean[1]:.4f}  D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  "
-                      f"{seconds:.1f} s" + ("" if epoch_complete else "  (partial epoch)"),
+                      f"{seconds:.1f} s" + (f"  lr {config.lr_at(epoch):.3g}" if config.lr_decay_from else "")
+                      + ("" if epoch_complete else "  (partial epoch)"),
                       flush=True)
             if quality is not None and epoch_complete and (epoch + 1) % config.eval_every == 0:
                 best, start = metrics.best, time.perf_counter()
