@@ -57,14 +57,15 @@ def _losses(d_output: str):
     return nn.BCELoss(reduction="mean"), _identity
 
 
-def make_updates(net_g, net_d, opt_g, opt_d):
+def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1):
     """The two phases of a step, uncompiled: (d_update, g_update).
 
     `d_update(real, z)` takes one Adam step on the discriminator with
     BCE(D(x), 1) + BCE(D(G(z)), 0) and returns (loss_d, mean D(x), mean D(G(z))) (D's outputs
     as probabilities); `g_update(z)` takes one on the generator with the non-saturating
     BCE(D(G(z)), 1) and returns loss_g. real float32 `[B, C, H, W]` in [-1, 1], z float32
-    `[B, latent]`.
+    `[B, latent]`. With `workers` > 1 (data parallelism under msrun) each optimizer gets the
+    gradients averaged over the workers by `nn.DistributedGradReducer`.
     """
     spec = getattr(net_d, "spec", None)  # nets built without a spec are the tutorial's MLP
     bce, prob = _losses(family(spec.family).D_OUTPUT if spec else "probability")
@@ -83,14 +84,18 @@ def make_updates(net_g, net_d, opt_g, opt_d):
     d_grad = ms.value_and_grad(d_forward, None, opt_d.parameters, has_aux=True)
     g_grad = ms.value_and_grad(g_forward, None, opt_g.parameters)
 
+    if workers > 1:
+        reduce_d = nn.DistributedGradReducer(opt_d.parameters, mean=True, degree=workers)
+        reduce_g = nn.DistributedGradReducer(opt_g.parameters, mean=True, degree=workers)
+
     def d_update(real, z):
         (loss_d, d_real, d_fake), grads = d_grad(real, z)
-        opt_d(grads)
+        opt_d(reduce_d(grads) if workers > 1 else grads)
         return loss_d, d_real, d_fake
 
     def g_update(z):
         loss_g, grads = g_grad(z)
-        opt_g(grads)
+        opt_g(reduce_g(grads) if workers > 1 else grads)
         return loss_g
 
     return d_update, g_update
@@ -134,7 +139,8 @@ class GeneratorEMA(nn.Cell):
 
 
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
-                    g_steps: int = 1, ema: GeneratorEMA | None = None, lr_input: bool = False):
+                    g_steps: int = 1, ema: GeneratorEMA | None = None, lr_input: bool = False,
+                    workers: int = 1):
     """One GAN step: update D, then G (`g_steps` times, on the same noise, as carpedm20's DCGAN
     does with 2); one compiled graph when `jit`.
 
@@ -151,8 +157,14 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     With `lr_input` the function takes a fourth argument, float32 scalar: the learning rate of
     both optimizers for this call (written into their `learning_rate` Parameters in the graph;
     a Parameter set from Python after compilation is not seen by the compiled graph).
+
+    With `workers` > 1 (under msrun) each worker passes its slice of the global batch (idx and
+    z); gradients and the returned figures are averaged over the workers, so every worker
+    returns the global batch's losses.
     """
-    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d)
+    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers)
+    if workers > 1:
+        all_reduce = ops.AllReduce()
 
     def step(images, idx, z):
         real = ops.gather(images, idx, 0)  # batch gathered on the device: no host copy
@@ -164,7 +176,10 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
             loss_g = g_update(z)
         if ema is not None:
             ema()
-        return ops.stack([loss_d, loss_g, d_real, d_fake])
+        values = ops.stack([loss_d, loss_g, d_real, d_fake])
+        if workers > 1:  # equal slices: the mean of the workers' means is the global mean
+            return all_reduce(values) * (1.0 / workers)
+        return values
 
     def several_steps(images, idx, z):
         results = []

@@ -73,6 +73,7 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
 
 def setup(device_target: str = "auto", mode: str = "graph") -> str:
     """Select the device and execution mode; returns the device used ("CPU", "GPU", "Ascend").
+    In a process started by msrun, also joins its workers (`parallel.init_workers`).
 
     "auto" picks GPU, then Ascend, then CPU. Raises DeviceUnavailable with a one-line reason
     when an explicitly requested accelerator is not usable (no driver, CPU-only wheel, ...).
@@ -91,6 +92,10 @@ def setup(device_target: str = "auto", mode: str = "graph") -> str:
             f"({hint}); run with --device_target CPU (or auto)")
     ms.set_device(device_target)
     ms.set_context(mode=ms.GRAPH_MODE if mode == "graph" else ms.PYNATIVE_MODE)
+    from .parallel import init_workers, launched_by_msrun
+
+    if launched_by_msrun():  # one worker of msrun's: join the others (each on its own device)
+        init_workers()
     return device_target
 
 

@@ -162,14 +162,20 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as exc:
         parser.error(str(exc))
 
+    from .parallel import current, env_rank, is_scheduler
+
+    if is_scheduler():  # msrun's coordinator: joins the workers, and ends when they do
+        start(parser, config.device_target, config.mode)
+
     # Check what can be checked before a graph is compiled: the model, the data, their shapes.
     from .data import IdxFormatError, is_mnist_dir, load_training_images
     from .images import ImageSetError
     from .models import family
 
+    quiet = env_rank() != 0 and not args.verbose  # under msrun, rank 0 speaks for all
     try:
         family(config.model).check(config.spec)
-        images = load_training_images(config, progress=not args.no_progress)
+        images = load_training_images(config, progress=not (args.no_progress or quiet))
     except (FileNotFoundError, IdxFormatError, ImageSetError, ValueError) as exc:
         parser.error(str(exc))
     n = min(len(images), config.subset or len(images))
@@ -198,20 +204,30 @@ def main(argv=None) -> int:
     from .training import TrainingDiverged, TrainingInterrupted, train
 
     device = start(parser, config.device_target, config.mode)
-    print(f"device: {device} (asked for {config.device_target}), mode: {config.mode}, "
-          f"model: {config.spec.describe()}, {n} images from {source}, batch {config.batch_size}, "
-          f"{n // config.batch_size} steps/epoch", flush=True)
+    workers = current()
+    if config.batch_size % workers.size:
+        parser.error(f"--batch_size {config.batch_size} is the global batch and must split evenly "
+                     f"over the {workers.size} msrun workers")
+    if not quiet:
+        print(f"device: {device} (asked for {config.device_target}), mode: {config.mode}, "
+              f"model: {config.spec.describe()}, {n} images from {source}, batch {config.batch_size}, "
+              f"{n // config.batch_size} steps/epoch"
+              + (f", {workers.size} msrun workers (batch {config.batch_size // workers.size} each)"
+                 if workers.size > 1 else ""), flush=True)
     try:
         run_dir = train(config, resume=args.resume, device=device, images=images,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, verbose=args.verbose)
     except TrainingInterrupted as exc:
+        if quiet:
+            return 130
         print(f"Interrupted at step {exc.step}; everything saved in {exc.run_dir}.\n"
               f"Resume with: {exc.resume_command}", flush=True)
         return 130
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"done: {run_dir} (checkpoints/, samples/, losses.csv, loss_curve.png, training.gif)")
+    if not quiet:
+        print(f"done: {run_dir} (checkpoints/, samples/, losses.csv, loss_curve.png, training.gif)")
     return 0
 
 

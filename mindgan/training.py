@@ -13,6 +13,7 @@ import numpy as np
 
 import mindspore as ms
 
+from . import parallel
 from .checkpoint import atomic_save, load_state, save_generator, save_state
 from .config import TrainConfig
 from .data import batch_indices
@@ -33,9 +34,12 @@ class TrainingDiverged(RuntimeError):
 class TrainingInterrupted(Exception):
     """Stopped by SIGINT after saving the resume state; `.resume_command` continues it."""
 
-    def __init__(self, run_dir: Path, step: int):
+    def __init__(self, run_dir: Path, step: int, workers: int = 1):
         self.run_dir, self.step = run_dir, step
         self.resume_command = f"python -m mindgan.train --resume {run_dir}"
+        if workers > 1:
+            self.resume_command = (f"msrun --worker_num {workers} <the same msrun options> "
+                                   + self.resume_command)
         super().__init__(f"interrupted at step {step}; state saved. Resume with: "
                          f"{self.resume_command}")
 
@@ -98,15 +102,27 @@ class _Progress:
 
 
 def train(config: TrainConfig, resume: str | Path | None = None, device: str | None = None,
-          images: np.ndarray | None = None, progress: bool = True) -> Path:
+          images: np.ndarray | None = None, progress: bool = True, verbose: bool = False) -> Path:
     """Train (or continue) a run; returns its folder.
 
     `device` is the device already selected by `runtime.setup` (recorded in config.json).
     `images` (uint8 `[N, H, W]` or `[N, C, H, W]`) replaces loading `config.data_dir`. Raises
     TrainingInterrupted after a Ctrl-C (state saved), TrainingDiverged on a NaN/Inf loss.
+
+    Under msrun (`parallel.init_workers` done), every worker runs this with the same config:
+    each trains on its slice of every global batch, only rank 0 writes the run folder and
+    prints (other ranks print only when `verbose`), and all stop at the same step.
     """
     device = device or ms.get_context("device_target")
-    run_dir = prepare_run_dir(config.output_dir, resume)
+    workers = parallel.current()
+    main, talk = workers.main, workers.main or verbose
+    if config.batch_size % workers.size:
+        raise ValueError(f"--batch_size {config.batch_size} (the global batch) does not split "
+                         f"evenly over {workers.size} workers")
+    if main:
+        run_dir = prepare_run_dir(config.output_dir, resume)
+    else:  # rank 0 creates (and names) the folder; the others only read its last.ckpt
+        run_dir = Path(resume if resume is not None else config.output_dir or "runs")
     config.output_dir = str(run_dir)
     ckpt_dir, sample_dir = run_dir / "checkpoints", run_dir / "samples"
 
@@ -120,6 +136,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     dataset = ms.Tensor(data)
 
     net_g, net_d, opt_g, opt_d = build_gan(config)
+    parallel.shard(net_g, workers)
+    parallel.shard(net_d, workers)
     cells = [net_g, net_d, opt_g, opt_d]
     ema, shown = None, net_g  # `shown`: the generator that samples and is saved as generator.ckpt
     if config.ema:
@@ -131,13 +149,17 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     if resume is not None:
         state = load_state(ckpt_dir / "last.ckpt", cells)
         step, noise_fixed = state["step"], state["fixed_noise"]
-        print(f"resuming {run_dir} from step {step} (epoch {step // steps_per_epoch + 1}, step "
-              f"{step % steps_per_epoch} of {steps_per_epoch}) to epoch {config.epochs}"
-              + (f", at most step {config.max_steps}" if config.max_steps else ""), flush=True)
-    log = RunLog(run_dir, step)
-    write_config(run_dir, config.asdict(), device)
+        if talk:
+            print(f"resuming {run_dir} from step {step} (epoch {step // steps_per_epoch + 1}, step "
+                  f"{step % steps_per_epoch} of {steps_per_epoch}) to epoch {config.epochs}"
+                  + (f", at most step {config.max_steps}" if config.max_steps else ""), flush=True)
+    log = RunLog(run_dir, step) if main else None
+    if main:
+        write_config(run_dir, config.asdict(), device)
     quality = metrics = None
-    if config.eval_every and config.spec.image_shape != (1, 28, 28):
+    if not main:
+        pass  # rank 0 measures and keeps the best generator
+    elif config.eval_every and config.spec.image_shape != (1, 28, 28):
         print(f"note: --eval_every skipped: its FID is MNIST-only (1x28x28), this run makes "
               f"{'x'.join(map(str, config.spec.image_shape))} images", flush=True)
     elif config.eval_every:
@@ -158,16 +180,21 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
         if k not in step_fns:
             step_fns[k] = make_train_step(net_g, net_d, opt_g, opt_d, jit=config.mode == "graph",
                                           steps=k, g_steps=config.g_steps, ema=ema,
-                                          lr_input=bool(config.lr_decay_from))
+                                          lr_input=bool(config.lr_decay_from),
+                                          workers=workers.size)
+        # Every worker draws the global batch's rows and noise, as one process does, and
+        # takes its own slice.
         z = steps_noise(config.seed, first_step, k, config.batch_size, config.latent_size,
                         config.noise)
-        args = [dataset, ms.Tensor(order_rows), ms.Tensor(z)]
+        args = [dataset, ms.Tensor(workers.local(order_rows, 1)), ms.Tensor(workers.local(z, 1))]
         if config.lr_decay_from:  # a call never straddles an epoch: one rate per call
             args.append(ms.Tensor(config.lr_at(first_step // steps_per_epoch), ms.float32))
         return sync.fetch(step_fns[k](*args))
 
     def save(step_now: int, epoch_done: int | None, final: bool) -> None:
-        """Everything on disk consistent with `step_now`: log, plots, checkpoints."""
+        """Everything on disk consistent with `step_now`: log, plots, checkpoints (rank 0)."""
+        if not main:
+            return
         log.flush(steps_per_epoch)
         if final:
             log.write_gif()
@@ -179,13 +206,14 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
             save_generator(shown, ckpt_dir / f"generator_epoch_{epoch_done:03d}.ckpt")
         save_state(ckpt_dir / "last.ckpt", cells, step_now, noise_fixed, config.asdict(), config.spec)
 
+    stopping = False
     with StopRequest() as stop:
         while step < total_steps:
             epoch, first = divmod(step, steps_per_epoch)
             order = batch_indices(len(data), config.batch_size, config.seed, epoch)
             last = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
             sums, count, start = np.zeros(4), 0, time.perf_counter()
-            bar = _Progress(progress, steps_per_epoch, first, f"epoch {epoch + 1}/{config.epochs}")
+            bar = _Progress(progress and talk, steps_per_epoch, first, f"epoch {epoch + 1}/{config.epochs}")
             b = first
             while b < last:
                 k = per_call if last - b >= per_call else 1  # the remainder one step at a time
@@ -199,20 +227,23 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                     step += 1
                     sums += values
                     count += 1
-                    log.add(epoch + 1, step, values)
+                    if log is not None:
+                        log.add(epoch + 1, step, values)
                 rate = count * config.batch_size / (time.perf_counter() - start)
                 bar.update(k, values, rate, count // config.log_every > (count - k) // config.log_every)
                 b += k
-                if stop.requested:
+                stopping = workers.any(stop.requested)  # all workers stop at the same step
+                if stopping:
                     break
             bar.close()
             seconds = time.perf_counter() - start
             epoch_complete = step == (epoch + 1) * steps_per_epoch
             if ema is not None:
                 ema.copy_to(shown)
-            save_grid(sample(shown, noise_fixed), sample_dir / f"epoch_{epoch + 1:03d}.png",
-                      nrow=config.grid_rows)
-            if count:
+            if main:
+                save_grid(sample(shown, noise_fixed), sample_dir / f"epoch_{epoch + 1:03d}.png",
+                          nrow=config.grid_rows)
+            if count and talk:
                 mean = sums / count
                 print(f"epoch {epoch + 1:3d}/{config.epochs}  step {step:6d}  loss_d {mean[0]:.4f}  "
                       f"loss_g {mean[1]:.4f}  D(x) {mean[2]:.3f}  D(G(z)) {mean[3]:.3f}  "
@@ -228,9 +259,10 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
                 print(f"quality at epoch {epoch + 1}: FID {result['fid']:.2f} (best "
                       f"{min(best, result['fid']):.2f}), {result['classes_present']}/10 digits, "
                       f"{time.perf_counter() - start:.1f} s", flush=True)
-            done = stop.requested or step >= total_steps
+            done = stopping or step >= total_steps
             if done or (epoch_complete and (epoch + 1) % config.save_every == 0):
                 save(step, epoch + 1 if epoch_complete else None, final=done)
-            if stop.requested:
-                raise TrainingInterrupted(run_dir, step)
+            if stopping:
+                workers.barrier()  # msrun kills every worker once one exits non-zero: not mid-save
+                raise TrainingInterrupted(run_dir, step, workers.size)
     return run_dir

@@ -21,16 +21,33 @@ class BatchNorm1d(nn.BatchNorm1d):
     a fraction of that, on any device. Inference mode is the parent's fused kernel, so exported
     graphs keep a plain BatchNorm node. Like the parent: normalises with the biased batch
     variance and updates the running variance with the unbiased one.
+
+    Under data parallelism (`parallel.shard`), the statistics are those of the global batch: the sums
+    are all-reduced over the workers (two vectors of C floats), whose gradient flows back
+    through the all-reduce, so W workers compute what one process with the whole batch does.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.workers = 1
+
+    def use_workers(self, rank: int, workers: int) -> None:
+        """Sum the batch statistics over `workers` data-parallel workers."""
+        self.workers = workers
+        self.all_reduce = ops.AllReduce()
+
+    def _batch_sum(self, x):
+        s = x.sum(0)
+        return self.all_reduce(s) if self.workers > 1 else s
 
     def construct(self, x):
         if not self.training:
             return super().construct(x)
-        n = x.shape[0]
+        n = x.shape[0] * self.workers
         # sum * (1/n), not mean: ReduceMean over the batch axis is several times slower on CPU.
-        mean = x.sum(0) * (1.0 / n)
+        mean = self._batch_sum(x) * (1.0 / n)
         centred = x - mean
-        var = (centred * centred).sum(0) * (1.0 / n)
+        var = self._batch_sum(centred * centred) * (1.0 / n)
         m = self.momentum  # MindSpore stores 1 - momentum: the weight of the new batch
         ops.assign(self.moving_mean, self.moving_mean * (1.0 - m) + ops.stop_gradient(mean) * m)
         ops.assign(self.moving_variance, self.moving_variance * (1.0 - m)
@@ -65,13 +82,18 @@ class Dropout(nn.Cell):
         self.p = float(p)
         self.salt = float(salt % 997) * 0.618034
         self.calls = Parameter(Tensor(0.0, ms.float32), name="calls", requires_grad=False)
+        self.rank = 0  # a data-parallel worker's masks are its slice of the global batch's
+
+    def use_workers(self, rank: int, workers: int) -> None:
+        """Index elements by their place in the global batch of `workers` equal slices."""
+        self.rank = rank
 
     def construct(self, x):
         if not self.training or self.p == 0.0:
             return x
         calls = self.calls * 1.0
         ops.assign(self.calls, calls + 1.0)
-        index = ops.arange(0, x.size, dtype=ms.float32).reshape(x.shape)
+        index = ops.arange(self.rank * x.size, (self.rank + 1) * x.size, dtype=ms.float32).reshape(x.shape)
         # The classic sine hash: fractional part of a large multiple of sin(affine(index)).
         h = ops.sin(index * 12.9898 + calls * 78.233 + self.salt) * 43758.5453
         u = h - ops.floor(h)                                       # ~ uniform in [0, 1)
