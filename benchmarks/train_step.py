@@ -1,107 +1,168 @@
-"""Benchmark: one GAN training step (D update, then G update), and a full epoch.
+"""Benchmark: one GAN training step (D update, then G update), mindgan against PyTorch eager.
 
-    python benchmarks/train_step.py [--device_target CPU] [--batch_size 128] [--steps 200]
+    python benchmarks/train_step.py --model mlp            # the tutorial's MLP, batch 128
+    python benchmarks/train_step.py --model dcgan-mnist    # TensorFlow's DCGAN, batch 256
+    python benchmarks/train_step.py --model dcgan          # MindSpore's DCGAN, 64x64x3, batch 128
 
-Times mindgan's compiled step as `train()` runs it (several steps unrolled in one call; the
-one-step call too, for comparison; warm-up excluded, median and mean over --steps), the graph
-compile time, a full epoch through `mindgan.training.train` (data, logging, sampling, checkpoints
-included) and peak host memory. If PyTorch is importable, the same networks and updates run
-eagerly in the same process and the table shows the ratio. A benchmark, not a test: the
-numbers depend on the machine and on what else it is doing.
+Each framework runs in its own process, alternating, for --rounds rounds (a framework sharing a
+process with the other is slowed by it: the MLP once read 0.82 in-process against 1.13-1.31 run
+apart). A round builds the networks, compiles, warms up and times --steps steps; the table gives
+the median over rounds of each round's median step, and their ratio. mindgan's step is the one
+`train()` runs (several steps compiled into one call where train() would, the CPU kernel choice
+of `runtime.choose_cpu_kernels`); PyTorch's is the same networks, losses and update order, eager.
+The table also names the CPU's instruction sets and the oneDNN convolution implementation that
+ran (one short extra process with ONEDNN_VERBOSE=1). A benchmark, not a test: the numbers depend
+on the machine and on what else it is doing.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
-import resource
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("GLOG_v", "3")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PRESETS = {"mlp": dict(batch_size=128, steps=200, warmup=24),
+           "dcgan-mnist": dict(batch_size=256, steps=10, warmup=2),
+           "dcgan": dict(batch_size=128, steps=6, warmup=2)}
 
 
-def time_steps(run_step, steps: int, warmup: int) -> tuple[float, list[float]]:
-    """(first-call seconds, per-step seconds after `warmup` more calls)."""
+def training_images(model: str, image_size: int, n: int) -> np.ndarray:
+    """uint8 `[n, C, S, S]`: MNIST for the 28x28 families, random RGB for dcgan (a step's
+    time does not depend on what the pixels show)."""
+    if model == "dcgan":
+        return np.random.default_rng(0).integers(0, 256, (n, 3, image_size, image_size), dtype=np.uint8)
+    from mindgan.data import load_mnist
+
+    return load_mnist("train")[0][:n, None]
+
+
+def time_calls(run, calls: int, warmup: int) -> tuple[float, list[float]]:
+    """(first call's seconds, seconds of each timed call after `warmup` more)."""
     start = time.perf_counter()
-    run_step(0)
+    run(0)
     first = time.perf_counter() - start
     for i in range(warmup):
-        run_step(1 + i)
+        run(1 + i)
     times = []
-    for i in range(steps):
+    for i in range(calls):
         start = time.perf_counter()
-        run_step(1 + warmup + i)
+        run(1 + warmup + i)
         times.append(time.perf_counter() - start)
     return first, times
 
 
-def bench_mindgan(images, batch_size, steps, warmup, device, patient=True, per_call=1):
-    """Compiled training steps, `per_call` of them in one call as `train()` runs them:
-    (first call's seconds, seconds per step of each timed call)."""
+def mindgan_worker(args) -> dict:
+    from mindgan.runtime import choose_cpu_kernels
+
+    kernels = choose_cpu_kernels(args.model)  # before MindSpore loads, as the CLI does
     import mindspore as ms
 
-    from mindgan.data import batch_indices, to_model_range
     from mindgan.config import TrainConfig
-    from mindgan.gan import build_gan, make_train_step, steps_noise
-    from mindgan.runtime import HostSync
+    from mindgan.data import batch_indices
+    from mindgan.gan import auto_steps_per_call, build_gan, make_train_step, steps_noise
+    from mindgan.runtime import HostSync, setup
 
-    config = TrainConfig(batch_size=batch_size)
+    setup("CPU", "graph")
+    config = TrainConfig(model=args.model, batch_size=args.batch_size,
+                         **({"image_size": args.image_size} if args.model == "dcgan" else {}))
+    n = 60000 if args.model != "dcgan" else 3838  # MNIST; the Twemoji set's size for dcgan
+    steps_per_epoch = n // config.batch_size
+    per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, config.epochs * steps_per_epoch)
+    images = training_images(args.model, config.image_size, max(4 * config.batch_size, per_call * config.batch_size))
+    config.channels = images.shape[1]
     step_fn = make_train_step(*build_gan(config), steps=per_call)
-    dataset = ms.Tensor(to_model_range(images))
-    order = batch_indices(len(images), batch_size, 0, 0)
-    sync = HostSync(enabled=patient and device == "CPU")
+    dataset = ms.Tensor(images)
+    order = batch_indices(len(images), config.batch_size, 0, 0)
+    sync = HostSync(enabled=True)
 
     def run(i):
         rows = [(i * per_call + k) % len(order) for k in range(per_call)]
-        z = steps_noise(0, i * per_call, per_call, batch_size, config.latent_size)
+        z = steps_noise(0, i * per_call, per_call, config.batch_size, config.latent_size)
         sync.fetch(step_fn(dataset, ms.Tensor(order[rows]), ms.Tensor(z)))
 
-    first, times = time_steps(run, max(1, steps // per_call), max(1, warmup // per_call))
-    return first, [t / per_call for t in times]
+    first, times = time_calls(run, max(1, args.steps // per_call), max(1, args.warmup // per_call))
+    return {"step_s": [t / per_call for t in times], "first_s": first, "per_call": per_call,
+            "version": f"MindSpore {ms.__version__}", "kernels": kernels}
 
 
-def bench_epoch(images, batch_size, per_call) -> float:
-    """Seconds per epoch once warm: a 3-epoch `train()` run, timed between the sample grids
-    written at the end of epochs 1 and 3 (so compile and start-up are left out, and the
-    steps, logging, sampling, plots and checkpoints of two whole epochs are in)."""
-    from mindgan.training import TrainConfig, train
+def torch_nets(model: str, image_size: int):
+    """PyTorch twins of mindgan's families: (G, D, D gives logits?)."""
+    import torch
+    from torch import nn
 
-    with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(epochs=3, batch_size=batch_size, output_dir=os.path.join(tmp, "run"),
-                             steps_per_call=per_call)
-        run = train(config, images=images, progress=False)
-        first, last = (os.path.getmtime(run / "samples" / f"epoch_{e:03d}.png") for e in (1, 3))
-        return (last - first) / 2
+    if model == "mlp":
+        g = nn.Sequential(nn.Linear(100, 128), nn.ReLU(),
+                          nn.Linear(128, 256), nn.BatchNorm1d(256), nn.ReLU(),
+                          nn.Linear(256, 512), nn.BatchNorm1d(512), nn.ReLU(),
+                          nn.Linear(512, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
+                          nn.Linear(1024, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+        d = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
+                          nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())
+        return g, d, False
+    if model == "dcgan-mnist":  # TensorFlow's: 'same' padding of 5x5 stride-2 = pad 2, output_padding 1
+        slope, bn = 0.3, dict(momentum=0.01, eps=1e-3)
+        g = nn.Sequential(nn.Linear(100, 7 * 7 * 256, bias=False), nn.BatchNorm1d(7 * 7 * 256, **bn),
+                          nn.LeakyReLU(slope), nn.Unflatten(1, (256, 7, 7)),
+                          nn.ConvTranspose2d(256, 128, 5, 1, 2, bias=False), nn.BatchNorm2d(128, **bn),
+                          nn.LeakyReLU(slope),
+                          nn.ConvTranspose2d(128, 64, 5, 2, 2, output_padding=1, bias=False),
+                          nn.BatchNorm2d(64, **bn), nn.LeakyReLU(slope),
+                          nn.ConvTranspose2d(64, 1, 5, 2, 2, output_padding=1, bias=False), nn.Tanh())
+        d = nn.Sequential(nn.Conv2d(1, 64, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(0.3),
+                          nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(0.3),
+                          nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
+        return g, d, True
+    blocks = {16: 2, 32: 3, 64: 4, 128: 5}[image_size]
+    width = 64 * 2 ** (blocks - 1)
+    g_layers = [nn.Unflatten(1, (100, 1, 1)), nn.ConvTranspose2d(100, width, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(width), nn.ReLU()]
+    for _ in range(blocks - 1):
+        g_layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                     nn.BatchNorm2d(width // 2), nn.ReLU()]
+        width //= 2
+    g_layers += [nn.ConvTranspose2d(width, 3, 4, 2, 1, bias=False), nn.Tanh()]
+    d_layers = [nn.Conv2d(3, 64, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)]
+    width = 64
+    for _ in range(blocks - 1):
+        d_layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2),
+                     nn.LeakyReLU(0.2)]
+        width *= 2
+    d_layers += [nn.Conv2d(width, 1, 4, 1, 0, bias=False), nn.Flatten(), nn.Sigmoid()]
+    return nn.Sequential(*g_layers), nn.Sequential(*d_layers), False
 
 
-def bench_torch(images, batch_size, steps, warmup):
+def torch_worker(args) -> dict:
     import torch
     from torch import nn
 
     torch.manual_seed(0)
-    g = nn.Sequential(nn.Linear(100, 128), nn.ReLU(),
-                      nn.Linear(128, 256), nn.BatchNorm1d(256), nn.ReLU(),
-                      nn.Linear(256, 512), nn.BatchNorm1d(512), nn.ReLU(),
-                      nn.Linear(512, 1024), nn.BatchNorm1d(1024), nn.ReLU(),
-                      nn.Linear(1024, 784), nn.Tanh())
-    d = nn.Sequential(nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
-                      nn.LeakyReLU(0.2), nn.Linear(256, 1), nn.Sigmoid())
-    opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    bce = nn.BCELoss()
-    data = torch.from_numpy(images.reshape(len(images), 784).astype(np.float32) / 127.5 - 1)
-    ones, zeros = torch.ones(batch_size, 1), torch.zeros(batch_size, 1)
+    image_size = args.image_size if args.model == "dcgan" else 28
+    g, d, logits = torch_nets(args.model, image_size)
+    lr, beta1 = {"mlp": (2e-4, 0.5), "dcgan-mnist": (1e-4, 0.9), "dcgan": (2e-4, 0.5)}[args.model]
+    opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(beta1, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(beta1, 0.999))
+    bce = nn.BCEWithLogitsLoss() if logits else nn.BCELoss()
+    images = training_images(args.model, image_size, 4 * args.batch_size)
+    data = torch.from_numpy(images.astype(np.float32) / 127.5 - 1)
+    ones, zeros = torch.ones(args.batch_size, 1), torch.zeros(args.batch_size, 1)
     rng = np.random.default_rng(0)
 
     def run(i):
-        real = data[torch.from_numpy(rng.integers(0, len(data), batch_size))]
-        z = torch.randn(batch_size, 100)
-        # The tutorial's D update: G(z) recomputed inside, as mindgan's step does.
+        real = data[torch.from_numpy(rng.integers(0, len(data), args.batch_size))]
+        z = torch.randn(args.batch_size, 100)
+        # mindgan's order: D on real and G(z) (G run inside D's update), then G on a new G(z).
         opt_d.zero_grad()
         loss_d = bce(d(real), ones) + bce(d(g(z).detach()), zeros)
         loss_d.backward()
@@ -112,81 +173,112 @@ def bench_torch(images, batch_size, steps, warmup):
         opt_g.step()
         float(loss_d), float(loss_g)
 
-    return time_steps(run, steps, warmup), torch.__version__, torch.get_num_threads()
+    first, times = time_calls(run, args.steps, args.warmup)
+    return {"step_s": times, "first_s": first, "version": f"PyTorch {torch.__version__}",
+            "threads": torch.get_num_threads()}
+
+
+def onednn_worker(args) -> None:
+    """Two mindgan steps; stdout carries oneDNN's verbose lines (ONEDNN_VERBOSE=1 is set by
+    the parent before this process starts)."""
+    args.steps, args.warmup, args.steps_per_call = 1, 0, 1
+    mindgan_worker(args)
+
+
+def conv_implementations(args) -> str:
+    """The oneDNN implementations mindgan's step ran its convolutions with, and how often."""
+    cmd = [sys.executable, __file__, "--worker", "onednn", *forwarded(args)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "ONEDNN_VERBOSE": "1"}).stdout
+    seen = Counter()
+    for line in out.splitlines():
+        parts = line.split(",")
+        if line.startswith("onednn_verbose") and "exec" in parts:
+            i = parts.index("exec")
+            if len(parts) > i + 3 and parts[i + 2].startswith(("convolution", "deconvolution")):
+                seen[f"{parts[i + 2]}:{parts[i + 3]}"] += 1
+    return ", ".join(f"{k} x{v}" for k, v in seen.most_common()) or "no oneDNN convolutions"
+
+
+def forwarded(args) -> list[str]:
+    return ["--model", args.model, "--batch_size", str(args.batch_size), "--steps", str(args.steps),
+            "--warmup", str(args.warmup), "--image_size", str(args.image_size),
+            "--steps_per_call", str(args.steps_per_call)]
+
+
+def run_worker(args, which: str) -> dict:
+    cmd = [sys.executable, __file__, "--worker", which, *forwarded(args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"{which} worker failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device_target", default="CPU", choices=("auto", "CPU", "GPU", "Ascend"))
-    p.add_argument("--batch_size", type=int, default=128)
-    p.add_argument("--steps", type=int, default=200, help="timed steps (median reported)")
-    p.add_argument("--warmup", type=int, default=10, help="untimed steps after the first")
+    p.add_argument("--model", choices=tuple(PRESETS), default="mlp")
+    p.add_argument("--batch_size", type=int, default=None, help="default: the family's (128, 256, 128)")
+    p.add_argument("--image_size", type=int, default=64, help="dcgan's image side (default 64)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 200 mlp, 10 dcgan-mnist, 6 dcgan)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps after the first call")
+    p.add_argument("--rounds", type=int, default=3, help="processes per framework, alternating (default 3)")
     p.add_argument("--steps_per_call", type=int, default=0,
-                   help="steps compiled into one call (default 0: what train() picks for a 200-epoch run)")
-    p.add_argument("--no_epoch", action="store_true", help="skip the full-epoch timing")
-    p.add_argument("--no_torch", action="store_true", help="skip PyTorch even if installed")
-    p.add_argument("--compare_sync", action="store_true",
-                   help="also time the step with MindSpore's plain (busy-waiting) result fetch")
+                   help="mindgan steps per compiled call (default 0: what train() picks for the family's run)")
+    p.add_argument("--no_torch", action="store_true", help="mindgan only")
+    p.add_argument("--no_onednn", action="store_true", help="skip the ONEDNN_VERBOSE probe")
+    p.add_argument("--worker", choices=("mindgan", "torch", "onednn"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    for name, value in PRESETS[args.model].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
-    from mindgan.data import load_mnist
-    from mindgan.runtime import setup
+    if args.worker:
+        result = {"mindgan": mindgan_worker, "torch": torch_worker, "onednn": onednn_worker}[args.worker](args)
+        if result is not None:
+            print(json.dumps(result), flush=True)
+        return 0
 
-    images = load_mnist("train")[0]
-    device = setup(args.device_target, "graph")
-    rows = []
-    if args.compare_sync:
-        _, busy = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device, False)
-        rows.append(("step, busy-wait sync (before)", f"{statistics.median(busy) * 1e3:.1f} ms",
-                     f"p10 {np.percentile(busy, 10) * 1e3:.1f} / p90 {np.percentile(busy, 90) * 1e3:.1f} ms"))
-    from mindgan.gan import auto_steps_per_call
+    from mindgan.runtime import cpu_flags
 
-    steps_per_epoch = len(images) // args.batch_size
-    per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, 200 * steps_per_epoch)
-    if per_call > 1:  # for comparison: one step per call
-        _, single = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device)
-        rows.append(("mindgan step, 1 per call (median)", f"{statistics.median(single) * 1e3:.1f} ms",
-                     f"mean {statistics.mean(single) * 1e3:.1f}, p10 {np.percentile(single, 10) * 1e3:.1f} / "
-                     f"p90 {np.percentile(single, 90) * 1e3:.1f} ms"))
-    first, times = bench_mindgan(images, args.batch_size, args.steps, args.warmup, device,
-                                 per_call=per_call)
-    ms_step, ms_mean = statistics.median(times), statistics.mean(times)
-    rows.append((f"mindgan step, {per_call} per call (median)", f"{ms_step * 1e3:.1f} ms",
-                 f"mean {ms_mean * 1e3:.1f}, p10 {np.percentile(times, 10) * 1e3:.1f} / "
-                 f"p90 {np.percentile(times, 90) * 1e3:.1f} ms (per step; what train() runs)"))
-    rows.append(("graph compile + first call", f"{first:.2f} s", f"{per_call} steps unrolled"))
-    if not args.no_epoch:
-        epoch = bench_epoch(images, args.batch_size, per_call)
-        steps_only = steps_per_epoch * ms_mean
-        rows.append(("full epoch (train(), warm)", f"{epoch:.1f} s",
-                     f"{steps_per_epoch} steps x mean step = {steps_only:.1f} s; overhead "
-                     f"(data, logging, samples, plots, checkpoints) {(epoch / steps_only - 1) * 100:+.1f} %"))
-    torch_line = None
+    flags = cpu_flags()
+    isa = "/".join(f for f in ("avx2", "avx512f", "amx_tile") if f in flags) or "no AVX2"
+    frameworks = ["mindgan"]
     if not args.no_torch:
         try:
-            (t_first, t_times), t_version, threads = bench_torch(
-                images, args.batch_size, args.steps, args.warmup)
-            t_step = statistics.median(t_times)
-            rows.append((f"PyTorch {t_version} eager step (median)", f"{t_step * 1e3:.1f} ms",
-                         f"mean {statistics.mean(t_times) * 1e3:.1f}, p10 {np.percentile(t_times, 10) * 1e3:.1f} / "
-                         f"p90 {np.percentile(t_times, 90) * 1e3:.1f} ms, {threads} threads"))
-            torch_line = ms_step / t_step
-            rows.append(("ratio mindgan / PyTorch (medians)", f"{torch_line:.2f}",
-                         f"means: {ms_mean / statistics.mean(t_times):.2f}; <= 1.0 is the goal"))
+            import torch  # noqa: F401
+
+            frameworks.append("torch")
         except ImportError:
-            rows.append(("PyTorch", "not installed", "pip install torch to compare"))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rows.append(("peak host memory (RSS)", f"{peak:.0f} MiB", ""))
+            print("PyTorch is not installed: mindgan only (pip install torch to compare)", file=sys.stderr)
+    results = {f: [] for f in frameworks}
+    for r in range(args.rounds):
+        for f in frameworks:
+            results[f].append(run_worker(args, f))
+            print(f"round {r + 1}/{args.rounds} {f}: {statistics.median(results[f][-1]['step_s']) * 1e3:.1f} ms/step",
+                  file=sys.stderr, flush=True)
+    impl = "" if args.no_onednn else conv_implementations(args)
 
-    import mindspore as ms
+    def summary(f):
+        medians = [statistics.median(x["step_s"]) for x in results[f]]
+        return statistics.median(medians), min(medians), max(medians)
 
-    print(f"\nmindgan train-step benchmark: device {device}, batch {args.batch_size}, fp32, "
-          f"MindSpore {ms.__version__}, Python {platform.python_version()}, "
-          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()})")
-    width = max(len(r[0]) for r in rows)
-    print(f"| {'what'.ljust(width)} | value | notes |\n|{'-' * (width + 2)}|---|---|")
-    for name, value, note in rows:
-        print(f"| {name.ljust(width)} | {value} | {note} |")
+    mg = summary("mindgan")
+    info = results["mindgan"][0]
+    print(f"\n{args.model}, batch {args.batch_size}"
+          + (f", {args.image_size}x{args.image_size}x3" if args.model == "dcgan" else "")
+          + f", fp32 on {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}, {isa}); "
+          f"{args.rounds} alternating processes per framework, {args.steps} timed steps each")
+    print("| framework | step (median of rounds) | rounds' medians | first call | notes |\n|---|---|---|---|---|")
+    print(f"| mindgan ({info['version']}) | {mg[0] * 1e3:.1f} ms | {mg[1] * 1e3:.1f}-{mg[2] * 1e3:.1f} ms | "
+          f"{statistics.median(x['first_s'] for x in results['mindgan']):.1f} s | {info['per_call']} steps per call; "
+          f"CPU kernels: {info['kernels']}" + (f"; oneDNN conv: {impl}" if impl else "") + " |")
+    if "torch" in results:
+        pt = summary("torch")
+        t = results["torch"][0]
+        print(f"| {t['version']} eager | {pt[0] * 1e3:.1f} ms | {pt[1] * 1e3:.1f}-{pt[2] * 1e3:.1f} ms | "
+              f"{statistics.median(x['first_s'] for x in results['torch']):.1f} s | {t['threads']} threads |")
+        print(f"| ratio mindgan / PyTorch | {mg[0] / pt[0]:.2f} | | | <= 1.0 is the goal |")
     return 0
 
 
