@@ -92,3 +92,25 @@ def test_fast_layers_compute_what_the_stock_layers_compute():
                 np.testing.assert_array_equal(a, b)
             else:
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_whole_input_conv_is_the_stock_convolution_as_a_matmul():
+    """models.layers.WholeInputConv2d (DCGAN's last D layer): the same output and the same
+    gradients, for the input and the weight, as nn.Conv2d with the same weight."""
+    from mindgan.models.layers import WholeInputConv2d
+
+    rng = np.random.default_rng(1)
+    x = ms.Tensor(rng.standard_normal((6, 16, 4, 4)).astype(np.float32))
+    ours = WholeInputConv2d(16, 1, 4, pad_mode="valid", has_bias=False)
+    stock = nn.Conv2d(16, 1, 4, pad_mode="valid", has_bias=False)
+    stock.weight.set_data(ms.Tensor(ours.weight.asnumpy()))
+    results = []
+    for layer in (ours, stock):
+        def loss(t, layer=layer):
+            return (layer(t) * ms.Tensor(np.arange(6, dtype=np.float32).reshape(6, 1, 1, 1))).sum()
+
+        value, (gx, gw) = ms.value_and_grad(loss, 0, layer.trainable_params())(x)
+        results.append((layer(x).asnumpy(), gx.asnumpy(), gw[0].asnumpy()))
+    assert results[0][0].shape == (6, 1, 1, 1)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal
 
-from .layers import LeakyReLU
+from .layers import LeakyReLU, WholeInputConv2d
 
 D_OUTPUT = "probability"
 # The tutorial's hyper-parameters: 64x64 RGB, batch 128, 10 epochs, Adam(2e-4, 0.5), 8x8 samples.
@@ -89,8 +89,8 @@ class Discriminator(nn.Cell):
             self.model.append(_bn(width * 2))
             self.model.append(LeakyReLU(0.2))
             width *= 2
-        self.model.append(nn.Conv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
-                                    weight_init=Normal(0.02)))
+        self.model.append(WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
+                                           weight_init=Normal(0.02)))
         self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")
 
