@@ -109,23 +109,29 @@ class QuickFID:
     _TEST_STATS: dict = {}  # data_dir -> (classifier, test-set statistics): once per process
 
     def __init__(self, num: int = 2000, seed: int = 0, data_dir=None):
-        from .classifier import load_classifier, predict
-        from .data import load_mnist, to_model_range
+        self.num, self.seed, self.data_dir = num, seed, data_dir
 
-        self.num, self.seed, self.predict = num, seed, predict
-        if data_dir not in self._TEST_STATS:
+    def _reference(self):
+        """(classifier, test-set statistics), computed at the first measurement (about 8 s on
+        2 cores), so that a run too short to measure does not pay for them."""
+        if self.data_dir not in self._TEST_STATS:
+            from .classifier import load_classifier, predict
+            from .data import load_mnist, to_model_range
+
             net = load_classifier()
-            test = to_model_range(load_mnist("test", data_dir)[0])
-            self._TEST_STATS[data_dir] = (net, gaussian_stats(predict(net, test)[0]))
-        self.net, self.test_stats = self._TEST_STATS[data_dir]
+            test = to_model_range(load_mnist("test", self.data_dir)[0])
+            self._TEST_STATS[self.data_dir] = (net, gaussian_stats(predict(net, test)[0]))
+        return self._TEST_STATS[self.data_dir]
 
     def __call__(self, generator) -> dict:
         """{"fid", "classes_present", "kl_to_uniform"} for a loaded generator (mode kept)."""
+        from .classifier import predict
         from .infer import generate
 
-        feats, probs = self.predict(self.net, generate(generator, self.num, seed=self.seed))
+        net, test_stats = self._reference()
+        feats, probs = predict(net, generate(generator, self.num, seed=self.seed))
         coverage = mode_coverage(probs)
-        return {"fid": fid(gaussian_stats(feats), self.test_stats),
+        return {"fid": fid(gaussian_stats(feats), test_stats),
                 "classes_present": coverage["classes_present"],
                 "kl_to_uniform": coverage["kl_to_uniform"]}
 

@@ -162,3 +162,20 @@ def test_resume_says_where_it_continues_and_logs_plain_progress_lines(tmp_path):
     assert "\r" not in proc.stderr
     progress = [line for line in proc.stderr.splitlines() if "epoch 2/2  step" in line]
     assert len(progress) == 9 and "loss_d" in progress[-1], proc.stderr  # steps 1..9 of 10
+
+
+def test_the_command_line_adds_the_measured_recipe_unless_told_tutorial(tmp_path):
+    """mlp runs get --ema 0.999 --eval_every 10 --epochs 50 by default (docs/RESULTS.md); --tutorial, an
+    explicit flag or another family keeps the tutorial's values; a resumed run keeps its own."""
+    from mindgan.train import build_parser, resolve_config
+
+    def config(*flags):
+        return resolve_config(build_parser().parse_args(list(flags)))
+
+    assert (config().ema, config().eval_every, config().epochs) == (0.999, 10, 50)
+    tutorial = config("--tutorial")
+    assert (tutorial.ema, tutorial.eval_every, tutorial.epochs) == (0.0, 0, 200)
+    assert config("--ema", "0").ema == 0.0 and config("--ema", "0").eval_every == 10
+    assert config("--model", "dcgan-mnist").ema == 0.0
+    with pytest.raises(ValueError, match="--tutorial with --resume"):
+        config("--tutorial", "--resume", str(tmp_path))
