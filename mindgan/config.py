@@ -73,8 +73,8 @@ class TrainConfig:
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1) (0: off), not {self.ema}")
         if self.lr_decay_from < 0 or (self.lr_decay_from and self.lr_decay_from >= self.epochs):
-            raise ValueError(f"lr_decay_from must be below epochs ({self.epochs}) (0: off), "
-                             f"not {self.lr_decay_from}")
+            raise ValueError(f"--lr_decay_from {self.lr_decay_from} must be below --epochs "
+                             f"({self.epochs}); 0 turns the decay off")
 
     @property
     def spec(self) -> ModelSpec:

@@ -321,5 +321,5 @@ def test_lr_decay_from_lowers_the_rate_each_epoch_and_resumes_exactly(tmp_path, 
     a, c = read_log(decayed), read_log(plain)
     assert [r["loss_g"] for r in a[:3]] == [r["loss_g"] for r in c[:3]]
     assert all(x["loss_g"] != y["loss_g"] for x, y in zip(a[3:], c[3:]))  # loss_g follows the D update
-    with pytest.raises(ValueError, match="lr_decay_from must be below epochs"):
+    with pytest.raises(ValueError, match="--lr_decay_from 3 must be below --epochs"):
         TrainConfig(lr_decay_from=3, **common)
