@@ -112,7 +112,7 @@ def train_classifier(epochs: int = 10, batch_size: int = 128, lr: float = 1e-3, 
         opt(grads)
         return loss
 
-    from .training import HostSync
+    from .runtime import HostSync
 
     # One sync per step, without busy-waiting: an unsynced loop queues launches without
     # bound and ran 4x slower here.
