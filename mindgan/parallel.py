@@ -55,6 +55,14 @@ class Workers:
         """Rank 0: the one worker that writes the run folder and prints progress."""
         return self.rank == 0
 
+    def batch_size(self, global_batch: int) -> int:
+        """Each worker's share of a global batch of `global_batch`; ValueError (one line) unless
+        it splits evenly."""
+        if global_batch % self.size:
+            raise ValueError(f"--batch_size {global_batch} is the global batch and must split "
+                             f"evenly over the {self.size} msrun workers")
+        return global_batch // self.size
+
     def local(self, global_batch: np.ndarray, axis: int = 0) -> np.ndarray:
         """This worker's contiguous slice of a global batch along `axis` (size divisible)."""
         n = global_batch.shape[axis] // self.size

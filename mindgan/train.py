@@ -223,14 +223,15 @@ def main(argv=None) -> int:
 
     device = start(parser, config.device_target, config.mode)
     workers = current()
-    if config.batch_size % workers.size:
-        parser.error(f"--batch_size {config.batch_size} is the global batch and must split evenly "
-                     f"over the {workers.size} msrun workers")
+    try:
+        local_batch = workers.batch_size(config.batch_size)
+    except ValueError as exc:
+        parser.error(str(exc))
     if not quiet:
         print(f"device: {device} (asked for {config.device_target}), mode: {config.mode}, "
               f"model: {config.spec.describe()}, {n} images from {source}, batch {config.batch_size}, "
               f"{n // config.batch_size} steps/epoch"
-              + (f", {workers.size} msrun workers (batch {config.batch_size // workers.size} each)"
+              + (f", {workers.size} msrun workers (batch {local_batch} each)"
                  if workers.size > 1 else ""), flush=True)
     try:
         run_dir = train(config, resume=args.resume, device=device, images=images,

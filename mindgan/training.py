@@ -116,9 +116,7 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     device = device or ms.get_context("device_target")
     workers = parallel.current()
     main, talk = workers.main, workers.main or verbose
-    if config.batch_size % workers.size:
-        raise ValueError(f"--batch_size {config.batch_size} (the global batch) does not split "
-                         f"evenly over {workers.size} workers")
+    workers.batch_size(config.batch_size)  # ValueError unless the global batch splits evenly
     if main:
         run_dir = prepare_run_dir(config.output_dir, resume)
     else:  # rank 0 creates (and names) the folder; the others only read its last.ckpt
@@ -156,13 +154,11 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     log = RunLog(run_dir, step) if main else None
     if main:
         write_config(run_dir, config.asdict(), device)
-    quality = metrics = None
-    if not main:
-        pass  # rank 0 measures and keeps the best generator
-    elif config.eval_every and config.spec.image_shape != (1, 28, 28):
+    quality = metrics = None  # rank 0 alone measures and keeps the best generator
+    if main and config.eval_every and config.spec.image_shape != (1, 28, 28):
         print(f"note: --eval_every skipped: its FID is MNIST-only (1x28x28), this run makes "
               f"{'x'.join(map(str, config.spec.image_shape))} images", flush=True)
-    elif config.eval_every:
+    elif main and config.eval_every:
         from .evaluate import QuickFID
         quality = QuickFID(config.eval_samples, seed=config.seed)
         metrics = MetricsLog(run_dir, step)
@@ -238,9 +234,9 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
             bar.close()
             seconds = time.perf_counter() - start
             epoch_complete = step == (epoch + 1) * steps_per_epoch
-            if ema is not None:
-                ema.copy_to(shown)
-            if main:
+            if main:  # the other workers neither sample nor save: no copy of the average
+                if ema is not None:
+                    ema.copy_to(shown)
                 save_grid(sample(shown, noise_fixed), sample_dir / f"epoch_{epoch + 1:03d}.png",
                           nrow=config.grid_rows)
             if count and talk:
