@@ -42,8 +42,11 @@ def main(argv=None) -> int:
         path = run / "metrics.csv"
         if not path.is_file():
             p.error(f"{path}: no such file (was the run trained with --eval_every?)")
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        with open(path, newline="", errors="replace") as f:
+            reader = csv.DictReader(f)
+            if not {"epoch", "fid", "kl_to_uniform"} <= set(reader.fieldnames or ()):
+                p.error(f"{path}: not a metrics.csv (its header lacks epoch, fid, kl_to_uniform)")
+            rows = list(reader)
         epochs = [int(r["epoch"]) for r in rows]
         ax_fid.plot(epochs, [float(r["fid"]) for r in rows], "o-", ms=3, label=label(run))
         ax_kl.plot(epochs, [float(r["kl_to_uniform"]) for r in rows], "o-", ms=3, label=label(run))
