@@ -6,10 +6,17 @@ times faster than its fused kernels; on GPU/Ascend they are ordinary ops too.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-__all__ = ["BatchNorm1d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d"]
+from .matmul_conv import ConvGeometry, ConvOp, ConvTransposeOp, same_padding
+
+__all__ = ["BatchNorm1d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
+           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "matmul_convolutions",
+           "standard_convolutions"]
 
 
 class BatchNorm1d(nn.BatchNorm1d):
@@ -118,7 +125,33 @@ class Reshape(nn.Cell):
         return f"shape={self.shape}"
 
 
-class WholeInputConv2d(nn.Conv2d):
+def matmul_convolutions() -> bool:
+    """Whether `Conv2d` / `Conv2dTranspose` layers built now compute as gather + MatMul
+    (`matmul_conv`): on CPU where oneDNN may use AVX-512. There MindSpore 2.10's oneDNN runs
+    the input gradient and the transposed convolution with a reference kernel, while MatMul
+    runs at full AVX-512 speed. Without AVX-512, or with oneDNN capped below it
+    (ONEDNN_MAX_CPU_ISA), the stock kernels (oneDNN's im2col + GEMM) are the faster ones; on
+    GPU/Ascend the native ones are. MINDGAN_CPU_CONVOLUTIONS=matmul or =stock overrides the
+    choice on CPU (tests, benchmarks)."""
+    if ms.get_context("device_target") != "CPU":
+        return False
+    forced = os.environ.get("MINDGAN_CPU_CONVOLUTIONS", "auto")
+    if forced in ("matmul", "stock"):
+        return forced == "matmul"
+    from ..runtime import cpu_flags
+
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    return "avx512f" in cpu_flags() and (isa == "ALL" or "AVX512" in isa or "AVX10" in isa)
+
+
+class _Replaceable:
+    """A layer with its own computation that `standard_convolutions` turns back into its stock
+    parent's while it lasts (`stock`)."""
+
+    stock = False
+
+
+class WholeInputConv2d(nn.Conv2d, _Replaceable):
     """`nn.Conv2d` for a kernel that covers its whole input (`pad_mode="valid"`, stride 1,
     x `[N, C, k, k]` -> `[N, O, 1, 1]`, as DCGAN's last discriminator layer), computed as the
     MatMul it is: x `[N, C·k·k]` @ weight `[O, C·k·k]`^T. Same parameters (names, shapes) and
@@ -126,8 +159,124 @@ class WholeInputConv2d(nn.Conv2d):
     pixel, one output channel) with its reference kernel, 7 % of a DCGAN-64 step."""
 
     def construct(self, x):
+        if self.stock:
+            return super().construct(x)
         w = ops.reshape(self.weight, (self.out_channels, -1))
         y = ops.matmul(ops.reshape(x, (x.shape[0], -1)), w.T)
         if self.has_bias:
             y = y + self.bias
         return ops.reshape(y, (-1, self.out_channels, 1, 1))
+
+
+class WholeInputConv2dTranspose(nn.Conv2dTranspose, _Replaceable):
+    """`nn.Conv2dTranspose` from a 1x1 input (`pad_mode="valid"`, stride 1: x `[N, C, 1, 1]` ->
+    `[N, O, k, k]`, DCGAN's first generator layer) as the MatMul it is: x `[N, C]` @ weight
+    `[C, O·k·k]`. Same parameters and results to float rounding, on every device; on CPUs it
+    avoids oneDNN's transposed convolution (a reference kernel on AVX-512)."""
+
+    def construct(self, x):
+        if self.stock:
+            return super().construct(x)
+        w = ops.reshape(self.weight, (self.in_channels, -1))
+        y = ops.reshape(ops.matmul(ops.reshape(x, (x.shape[0], -1)), w),
+                        (-1, self.out_channels) + tuple(self.kernel_size))
+        if self.has_bias:
+            y = y + ops.reshape(self.bias, (1, -1, 1, 1))
+        return y
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _padding(pad_mode, padding, size, kernel, stride):
+    """(top, left) padding of a convolution of `size` (h, w) pixels."""
+    if pad_mode == "valid":
+        return (0, 0)
+    if pad_mode == "same":
+        return tuple(same_padding(size[k], kernel[k], stride[k])[0] for k in (0, 1))
+    pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+    if pads[0] != pads[1] or pads[2] != pads[3]:
+        raise ValueError(f"padding {padding}: only symmetric padding is supported")
+    return (pads[0], pads[2])
+
+
+class _MatMulConvolution(_Replaceable):
+    """What `Conv2d` and `Conv2dTranspose` share on the gather + MatMul route: NCHW in and
+    out, pixel rows `[N, H·W, C]` inside."""
+
+    def _use_matmul(self, geometry: ConvGeometry, op_class, out_hw) -> None:
+        if self.group != 1 or _pair(self.dilation) != (1, 1):
+            raise ValueError(f"{type(self).__name__}: no groups or dilation")
+        self.stock = not matmul_convolutions()
+        self.op, self.out_hw = op_class(geometry), tuple(out_hw)
+
+    def _matmul_construct(self, x):
+        n, c = x.shape[0], x.shape[1]
+        rows = x.transpose(0, 2, 3, 1).reshape(n, x.shape[2] * x.shape[3], c)
+        y = self.op(rows, self.weight)
+        if self.has_bias:
+            y = y + self.bias
+        return y.reshape((n,) + self.out_hw + (self.out_channels,)).transpose(0, 3, 1, 2)
+
+
+class Conv2d(nn.Conv2d, _MatMulConvolution):
+    """`nn.Conv2d` (same parameters, results to float rounding) for inputs of `input_size`
+    pixels, computed as gather + MatMul where `matmul_convolutions()` says so, by the stock
+    kernel elsewhere. No dilation or groups. x `[N, C, H, W]` float32."""
+
+    def __init__(self, *args, input_size, **kwargs):
+        super().__init__(*args, **kwargs)
+        size, kernel, stride = _pair(input_size), _pair(self.kernel_size), _pair(self.stride)
+        top_left = _padding(self.pad_mode, self.padding, size, kernel, stride)
+        if self.pad_mode == "same":
+            out = tuple(-(-size[k] // stride[k]) for k in (0, 1))
+        else:
+            out = tuple((size[k] + 2 * top_left[k] - kernel[k]) // stride[k] + 1 for k in (0, 1))
+        self._use_matmul(ConvGeometry(size, out, kernel, stride, top_left, self.in_channels),
+                         ConvOp, out)
+
+    def construct(self, x):
+        if self.stock:
+            return super().construct(x)
+        return self._matmul_construct(x)
+
+
+class Conv2dTranspose(nn.Conv2dTranspose, _MatMulConvolution):
+    """`nn.Conv2dTranspose` (same parameters, results to float rounding) for inputs of
+    `input_size` pixels, computed as the input gradient of a gather + MatMul convolution where
+    `matmul_convolutions()` says so, by the stock kernel elsewhere. No dilation or groups.
+    x `[N, C, H, W]` float32."""
+
+    def __init__(self, *args, input_size, **kwargs):
+        super().__init__(*args, **kwargs)
+        size, kernel, stride = _pair(input_size), _pair(self.kernel_size), _pair(self.stride)
+        if self.pad_mode == "same":
+            out = tuple(size[k] * stride[k] for k in (0, 1))
+        else:
+            pad = (0, 0) if self.pad_mode == "valid" else _padding("pad", self.padding, size, kernel, stride)
+            out = tuple((size[k] - 1) * stride[k] + kernel[k] - 2 * pad[k] for k in (0, 1))
+        # The convolution this is the input gradient of runs from `out` pixels to `size`.
+        top_left = _padding(self.pad_mode, self.padding, out, kernel, stride)
+        self._use_matmul(ConvGeometry(out, size, kernel, stride, top_left, self.out_channels),
+                         ConvTransposeOp, out)
+
+    def construct(self, x):
+        if self.stock:
+            return super().construct(x)
+        return self._matmul_construct(x)
+
+
+@contextlib.contextmanager
+def standard_convolutions(net: nn.Cell):
+    """Inside the block, every layer of this module in `net` computes as its stock parent
+    does (export, whose graphs must hold standard Conv nodes; tests); the layers' own routes
+    are back after it. Compile inside the block."""
+    saved = [(cell, cell.stock) for _, cell in net.cells_and_names() if isinstance(cell, _Replaceable)]
+    for cell, _ in saved:
+        cell.stock = True
+    try:
+        yield net
+    finally:
+        for cell, stock in saved:
+            cell.stock = stock

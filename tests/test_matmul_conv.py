@@ -1,0 +1,78 @@
+"""Convolutions as gather + MatMul (models.matmul_conv, models.layers): the same outputs and
+gradients as MindSpore's own cells with the same weights."""
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn
+
+from mindgan.models import layers
+from mindgan.models.layers import (Conv2d, Conv2dTranspose, WholeInputConv2d,
+                                   WholeInputConv2dTranspose, standard_convolutions)
+
+# (ours, stock, constructor arguments, input side): every configuration the families use, with
+# narrow (< matmul_conv.NARROW) and wide inputs of the convolution, whose gradients differ.
+CASES = [
+    (Conv2d, nn.Conv2d, dict(in_channels=3, out_channels=5, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 14),
+    (Conv2d, nn.Conv2d, dict(in_channels=3, out_channels=5, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 13),
+    (Conv2d, nn.Conv2d, dict(in_channels=3, out_channels=5, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 16),
+    (Conv2d, nn.Conv2d, dict(in_channels=2, out_channels=3, kernel_size=3, stride=1, pad_mode="valid", has_bias=True), 6),
+    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=5, stride=1, pad_mode="same", has_bias=False), 7),
+    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 7),
+    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 8),
+    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 3),
+    (Conv2d, nn.Conv2d, dict(in_channels=32, out_channels=8, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 9),
+    (Conv2d, nn.Conv2d, dict(in_channels=32, out_channels=8, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 8),
+    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=8, out_channels=32, kernel_size=5, stride=1, pad_mode="same", has_bias=False), 5),
+    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=8, out_channels=32, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 5),
+    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=8, out_channels=32, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 4),
+    (WholeInputConv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 1),
+    (WholeInputConv2d, nn.Conv2d, dict(in_channels=6, out_channels=1, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 4),
+]
+
+
+@pytest.fixture
+def matmul_route(monkeypatch):
+    """Layers built in the test take the gather + MatMul route, on any x86 CPU."""
+    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "matmul")
+
+
+def outputs_and_gradients(layer, x, weights):
+    def loss(t):
+        return (layer(t) * weights).sum()
+
+    _, (gx, gparams) = ms.value_and_grad(loss, 0, layer.trainable_params())(x)
+    return [layer(x).asnumpy(), gx.asnumpy()] + [g.asnumpy() for g in gparams]
+
+
+@pytest.mark.parametrize("ours_cls, stock_cls, kwargs, side", CASES,
+                         ids=[f"{c[0].__name__}-k{c[2]['kernel_size']}s{c[2]['stride']}-{c[2]['pad_mode']}-{c[3]}"
+                              for c in CASES])
+def test_layer_equals_the_stock_cell(matmul_route, ours_cls, stock_cls, kwargs, side):
+    rng = np.random.default_rng(0)
+    extra = {"input_size": side} if ours_cls in (Conv2d, Conv2dTranspose) else {}
+    ours, stock = ours_cls(**kwargs, **extra), stock_cls(**kwargs)
+    if ours_cls in (Conv2d, Conv2dTranspose):
+        assert not ours.stock
+    for mine, theirs in zip(ours.trainable_params(), stock.trainable_params()):
+        assert mine.shape == theirs.shape and mine.name == theirs.name
+        value = rng.standard_normal(mine.shape).astype(np.float32)
+        mine.set_data(ms.Tensor(value))
+        theirs.set_data(ms.Tensor(value))
+    x = ms.Tensor(rng.standard_normal((3, kwargs["in_channels"], side, side)).astype(np.float32))
+    expected_shape = stock(x).shape
+    weights = ms.Tensor(rng.standard_normal(expected_shape).astype(np.float32))
+    got, want = outputs_and_gradients(ours, x, weights), outputs_and_gradients(stock, x, weights)
+    assert got[0].shape == expected_shape
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_route_follows_the_cpu_and_the_override(monkeypatch):
+    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "stock")
+    assert not layers.matmul_convolutions()
+    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "matmul")
+    assert layers.matmul_convolutions()
+    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "auto")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")   # capped: oneDNN's own GEMM convolutions win
+    assert not layers.matmul_convolutions()
