@@ -24,7 +24,6 @@ On GPU/Ascend the stock cells' native kernels are the right ones: `layers.Conv2d
 from __future__ import annotations
 
 import numpy as np
-import mindspore as ms
 from mindspore import Tensor, nn, ops
 
 __all__ = ["ConvGeometry", "ConvOp", "ConvTransposeOp", "same_padding"]
@@ -135,7 +134,7 @@ class ConvGeometry(nn.Cell):
         return cols.reshape(-1, self.kernel[0] * self.kernel[1] * x.shape[2])
 
     def forward(self, x, w):
-        o, c = w.shape[0], w.shape[1]
+        o = w.shape[0]
         wm = w.transpose(2, 3, 1, 0).reshape(-1, o)        # [kh·kw·C, O]
         return ops.matmul(self._im2col(x), wm).reshape(-1, self.out_pixels, o)
 
