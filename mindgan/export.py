@@ -28,6 +28,7 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
 
     from .checkpoint import as_generator
     from .gan import inference_mode
+    from .models.layers import standard_convolutions
 
     file_format = file_format.upper()
     if file_format not in FORMATS:
@@ -44,7 +45,8 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     # MindSpore appends the suffix itself; pass the name without it.
     stem = out.with_suffix("") if out.suffix.lower() == suffix else out
     stem.parent.mkdir(parents=True, exist_ok=True)
-    with inference_mode(net):  # a caller's generator gets its own mode back
+    # A caller's generator gets its own mode and convolution route back.
+    with inference_mode(net), standard_convolutions(net):
         ms.export(net, example, file_name=str(stem), file_format=file_format)
     path = stem.with_name(stem.name + suffix)
     if file_format == "ONNX" and any(isinstance(cell, ms.nn.Conv2dTranspose)

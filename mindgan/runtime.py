@@ -15,7 +15,11 @@ DEVICES = ("auto", "CPU", "GPU", "Ascend")
 __all__ = ["DEVICES", "DeviceUnavailable", "quiet_mindspore", "choose_cpu_kernels", "cpu_flags",
            "setup", "HostSync", "StopRequest"]
 
-CONVOLUTIONAL = ("dcgan", "dcgan-mnist")
+# Families whose CPU training keeps MindSpore's own convolutions, with oneDNN capped at AVX2
+# on AVX-512 CPUs: for dcgan-mnist those beat models.matmul_conv's gather + MatMul. The
+# other convolutional families train uncapped, their convolutions as gather + MatMul
+# (models.layers.matmul_convolutions decides, from the same CPU flags and cap).
+STOCK_CONVOLUTIONS = ("dcgan-mnist",)
 _KERNELS_CHOSEN = ""  # what choose_cpu_kernels set in this process, if anything
 
 
@@ -45,24 +49,30 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
 def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None) -> str:
     """Pick oneDNN's instruction set before MindSpore loads; returns what was decided.
 
-    `convolutional`: whether the work is convolution-heavy (True, False, or a model family's
-    name). On CPUs with AVX-512, MindSpore 2.10's oneDNN runs convolutions on plain NCHW
-    tensors with a reference inner kernel (~1 GFLOP/s: 14.5 s for one dcgan-mnist training step
-    at batch 64 here); capped at AVX2 it picks its im2col+GEMM kernel (0.42 s). The cap makes
-    the MLP's training step 35 % slower on the same CPU, so MLP training keeps oneDNN's choice;
-    inference commands take the cap (`evaluate`, whose classifier is a LeNet, went from 44.6 s
-    to 20.7 s). A value the user set is kept, and nothing changes once MindSpore is loaded.
+    `convolutional`: whether the work runs MindSpore's own convolution kernels (True, False, or
+    a model family's name: True for those in STOCK_CONVOLUTIONS). On CPUs with AVX-512,
+    MindSpore 2.10's oneDNN runs their input gradients and transposed convolutions with a
+    reference kernel (~1 GFLOP/s: 14.5 s for one dcgan-mnist training step at batch 64 here);
+    capped at AVX2 it picks its im2col+GEMM kernel (0.42 s). The cap halves MatMul's speed
+    (the MLP's training step is 35 % slower), so MLP training keeps oneDNN's choice, and so does
+    the training of families whose convolutions run as gather + MatMul
+    (`models.layers.matmul_convolutions`: uncapped on AVX-512). Inference commands take the
+    cap (`evaluate`, whose classifier is a LeNet, went from 44.6 s to 20.7 s). A value the user
+    set is kept, and nothing changes once MindSpore is loaded.
     """
     global _KERNELS_CHOSEN
+    flags = cpu_flags() if flags is None else flags
+    matmul = ""
     if isinstance(convolutional, str):
-        convolutional = convolutional in CONVOLUTIONAL
+        if convolutional in ("dcgan", "dcgan-mnist") and "avx512f" in flags:
+            matmul = "; convolutions as gather + MatMul (models.matmul_conv), uncapped"
+        convolutional = convolutional in STOCK_CONVOLUTIONS
     if _KERNELS_CHOSEN:
         return _KERNELS_CHOSEN
     if "ONEDNN_MAX_CPU_ISA" in os.environ:
         return f"ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']} (set by the user)"
-    flags = cpu_flags() if flags is None else flags
     if not convolutional or "avx512f" not in flags:
-        return "oneDNN's own choice of instruction set"
+        return "oneDNN's own choice of instruction set" + matmul
     if "mindspore" in sys.modules:
         return "oneDNN's own choice (MindSpore was loaded before the choice could be made)"
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"

@@ -1,11 +1,15 @@
 """Convolutions as gather + MatMul (models.matmul_conv, models.layers): the same outputs and
-gradients as MindSpore's own cells with the same weights."""
+gradients as MindSpore's own cells with the same weights, layer by layer and through whole
+networks, and export still writes standard Conv nodes."""
+import contextlib
+
 import numpy as np
 import pytest
 
 import mindspore as ms
 from mindspore import nn
 
+from mindgan.models import ModelSpec, build
 from mindgan.models import layers
 from mindgan.models.layers import (Conv2d, Conv2dTranspose, WholeInputConv2d,
                                    WholeInputConv2dTranspose, standard_convolutions)
@@ -76,3 +80,57 @@ def test_route_follows_the_cpu_and_the_override(monkeypatch):
     monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "auto")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")   # capped: oneDNN's own GEMM convolutions win
     assert not layers.matmul_convolutions()
+
+
+@pytest.mark.parametrize("spec", [ModelSpec("dcgan", latent_size=8, channels=3, image_size=16, ngf=4, ndf=4),
+                                  ModelSpec("dcgan-mnist", latent_size=8, channels=1, image_size=12, ngf=4, ndf=4)],
+                         ids=["dcgan", "dcgan-mnist"])
+def test_whole_networks_train_as_with_the_stock_cells(matmul_route, spec):
+    """G and D built on the MatMul route and on the stock cells from the same seed: the same
+    images, D outputs, gradients of every parameter and BatchNorm statistics, compiled."""
+    results = []
+    for standard in (False, True):
+        ms.set_seed(3)
+        net_g, net_d = build(spec)
+        z = ms.Tensor(np.random.default_rng(1).standard_normal((6, spec.latent_size)).astype(np.float32))
+        with contextlib.ExitStack() as stack:
+            if standard:
+                stack.enter_context(standard_convolutions(net_g))
+                stack.enter_context(standard_convolutions(net_d))
+            (value, images), grads = compiled_loss_and_grads(net_g, net_d)(z)
+        stats = [p.asnumpy() for p in net_g.get_parameters() if "moving" in p.name]
+        results.append([images.asnumpy(), value.asnumpy()] + [g.asnumpy() for g in grads] + stats)
+    assert len(results[0]) == len(results[1])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4)
+
+
+def compiled_loss_and_grads(net_g, net_d):
+    def loss(z):
+        images = net_g(z)
+        return (net_d(images) * 3.0).sum() + (images * images).sum(), images
+
+    grad_fn = ms.value_and_grad(loss, None, net_g.trainable_params() + net_d.trainable_params(),
+                                has_aux=True)
+
+    @ms.jit
+    def step(z):
+        return grad_fn(z)
+
+    return step
+
+
+def test_export_writes_standard_convolution_nodes(matmul_route, tmp_path):
+    """The generator computes on the MatMul route, its ONNX file holds ConvTranspose nodes (no
+    Gather), and the caller's generator keeps its route."""
+    onnx = pytest.importorskip("onnx")
+    from mindgan.export import export_generator
+
+    ms.set_seed(0)
+    net_g, _ = build(ModelSpec("dcgan", latent_size=8, channels=3, image_size=16, ngf=4, ndf=4))
+    routes = [cell.stock for _, cell in net_g.cells_and_names() if hasattr(cell, "stock")]
+    assert routes and not any(routes)
+    path = export_generator(net_g, tmp_path / "g.onnx", "ONNX", batch_size=2)
+    kinds = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "ConvTranspose" in kinds and "Gather" not in kinds
+    assert [cell.stock for _, cell in net_g.cells_and_names() if hasattr(cell, "stock")] == routes

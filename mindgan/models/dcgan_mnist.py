@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from mindspore import nn
 
-from .layers import BatchNorm1d, Dropout, LeakyReLU, Reshape
+from .layers import BatchNorm1d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape
 
 D_OUTPUT = "logit"
 # The tutorial's hyper-parameters: batch 256, 50 epochs, Adam(1e-4) with Keras's beta1 0.9,
@@ -42,14 +42,14 @@ class Generator(nn.Cell):
             BatchNorm1d(4 * w * side * side, momentum=MOMENTUM, eps=EPS),
             LeakyReLU(SLOPE),
             Reshape((4 * w, side, side)),
-            nn.Conv2dTranspose(4 * w, 2 * w, 5, stride=1, pad_mode="same", has_bias=False,
-                               weight_init="xavier_uniform"),
+            Conv2dTranspose(4 * w, 2 * w, 5, stride=1, pad_mode="same", has_bias=False,
+                            weight_init="xavier_uniform", input_size=side),
             _bn2d(2 * w), LeakyReLU(SLOPE),
-            nn.Conv2dTranspose(2 * w, w, 5, stride=2, pad_mode="same", has_bias=False,
-                               weight_init="xavier_uniform"),
+            Conv2dTranspose(2 * w, w, 5, stride=2, pad_mode="same", has_bias=False,
+                            weight_init="xavier_uniform", input_size=side),
             _bn2d(w), LeakyReLU(SLOPE),
-            nn.Conv2dTranspose(w, channels, 5, stride=2, pad_mode="same", has_bias=False,
-                               weight_init="xavier_uniform"),
+            Conv2dTranspose(w, channels, 5, stride=2, pad_mode="same", has_bias=False,
+                            weight_init="xavier_uniform", input_size=2 * side),
             nn.Tanh(),
         )
         self.update_parameters_name("generator.")
@@ -66,11 +66,11 @@ class Discriminator(nn.Cell):
         super().__init__()
         side, w = image_size // 4, ndf
         self.model = nn.SequentialCell(
-            nn.Conv2d(channels, w, 5, stride=2, pad_mode="same", has_bias=True,
-                      weight_init="xavier_uniform", bias_init="zeros"),
+            Conv2d(channels, w, 5, stride=2, pad_mode="same", has_bias=True,
+                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size),
             LeakyReLU(SLOPE), Dropout(DROPOUT, salt=1),
-            nn.Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True,
-                      weight_init="xavier_uniform", bias_init="zeros"),
+            Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True,
+                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size // 2),
             LeakyReLU(SLOPE), Dropout(DROPOUT, salt=2),
             Reshape((2 * w * side * side,)),
             nn.Dense(2 * w * side * side, 1, weight_init="xavier_uniform", bias_init="zeros"),
