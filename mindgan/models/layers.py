@@ -214,7 +214,10 @@ class _MatMulConvolution(_Replaceable):
     def _matmul_construct(self, x):
         n, c = x.shape[0], x.shape[1]
         rows = x.transpose(0, 2, 3, 1).reshape(n, x.shape[2] * x.shape[3], c)
-        y = self.op(rows, self.weight)
+        # `* 1.0` reads the weight here, in the order of the graph's side effects: handed to the
+        # custom-bprop op as a bare Parameter, it was read before an optimizer update earlier
+        # in the same compiled step (G's update then saw D's old weights).
+        y = self.op(rows, self.weight * 1.0)
         if self.has_bias:
             y = y + self.bias
         return y.reshape((n,) + self.out_hw + (self.out_channels,)).transpose(0, 3, 1, 2)
