@@ -20,6 +20,7 @@ __all__ = ["DEVICES", "DeviceUnavailable", "quiet_mindspore", "choose_cpu_kernel
 # other convolutional families train uncapped, their convolutions as gather + MatMul
 # (models.layers.matmul_convolutions decides, from the same CPU flags and cap).
 STOCK_CONVOLUTIONS = ("dcgan-mnist",)
+CONVOLUTIONAL = ("dcgan", "dcgan-mnist")
 _KERNELS_CHOSEN = ""  # what choose_cpu_kernels set in this process, if anything
 
 
@@ -64,9 +65,12 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
     flags = cpu_flags() if flags is None else flags
     matmul = ""
     if isinstance(convolutional, str):
-        if convolutional in ("dcgan", "dcgan-mnist") and "avx512f" in flags:
+        # MINDGAN_CPU_CONVOLUTIONS (read by models.layers too) overrides the family's route.
+        forced = os.environ.get("MINDGAN_CPU_CONVOLUTIONS")
+        stock = forced == "stock" if forced in ("stock", "matmul") else convolutional in STOCK_CONVOLUTIONS
+        if convolutional in CONVOLUTIONAL and not stock and "avx512f" in flags:
             matmul = "; convolutions as gather + MatMul (models.matmul_conv), uncapped"
-        convolutional = convolutional in STOCK_CONVOLUTIONS
+        convolutional = convolutional in CONVOLUTIONAL and stock
     if _KERNELS_CHOSEN:
         return _KERNELS_CHOSEN
     if "ONEDNN_MAX_CPU_ISA" in os.environ:

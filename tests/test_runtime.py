@@ -40,6 +40,12 @@ def test_the_isa_cap_is_set_only_for_stock_convolutions_on_avx512(what, flags, e
     assert choose(what, flags)[-1] == expected
 
 
+@pytest.mark.parametrize("route, what, expected", [("stock", "dcgan", "AVX2"), ("matmul", "dcgan-mnist", "unset")])
+def test_a_forced_convolution_route_brings_its_instruction_set(monkeypatch, route, what, expected):
+    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", route)  # the stock kernels need the cap there
+    assert choose(what, "avx2,avx512f")[-1] == expected
+
+
 def test_a_users_setting_is_kept_and_a_late_choice_changes_nothing():
     said, value = choose("dcgan-mnist", "avx512f", env_value="AVX512_CORE")
     assert value == "AVX512_CORE" and "set by the user" in said
