@@ -18,8 +18,9 @@ that MatMul:
 Each of `ConvOp` / `ConvTransposeOp` has a custom bprop made of the other two, so autodiff never
 differentiates a Gather (its gradient, a scatter-add, is several times slower on CPU). The index
 tables are fixed at construction from the input size, as the families know it from their spec.
-On GPU/Ascend the stock cells' native kernels are the right ones: `layers.Conv2d` and
-`layers.Conv2dTranspose` use this module only on CPU.
+On GPU/Ascend the stock cells' native kernels are the right ones, and on CPUs without AVX-512
+(or with oneDNN capped below it) oneDNN's own gemm convolutions are faster: `layers.Conv2d` and
+`layers.Conv2dTranspose` use this module only where `layers.matmul_convolutions()` says so.
 """
 from __future__ import annotations
 
@@ -48,8 +49,7 @@ def _with_zero_row(x):
 class ConvGeometry(nn.Cell):
     """A convolution from X (`in_hw` pixels, C channels) to Y (`out_hw`, O channels): weight
     `[O, C, kh, kw]` (C = `in_channels`), `stride`, padding `pad` (top, left) before X.
-    Tensors are pixel rows:
-    x float32 `[N, H·W, C]`, y `[N, OH·OW, O]` (channels last, row-major pixels).
+    Tensors are pixel rows, channels last: x float32 `[N, H·W, C]`, y `[N, OH·OW, O]`.
 
     `forward(x, w)` -> y; `backward_data(dy, w)` -> dx (the transposed convolution);
     `backward_weight(x, dy)` -> dw `[O, C, kh, kw]`.
