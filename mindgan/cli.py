@@ -68,16 +68,26 @@ def parse(parser: argparse.ArgumentParser, argv=None,
     """Parse the flags, then, before MindSpore is imported: quiet its logs unless --verbose, and
     choose the CPU kernels (`runtime.choose_cpu_kernels`) unless `convolutional` is None (the
     caller decides later, still before importing MindSpore)."""
-    from .runtime import choose_cpu_kernels, quiet_mindspore
+    from .runtime import quiet_mindspore
 
     args = parser.parse_args(argv)
-    verbose = getattr(args, "verbose", False)
-    quiet_mindspore(verbose)
+    quiet_mindspore(getattr(args, "verbose", False))
     if convolutional is not None:
-        kernels = choose_cpu_kernels(convolutional)
-        if verbose:
-            print(f"CPU kernels: {kernels}", file=sys.stderr)
+        choose_kernels(parser, args, convolutional)
     return args
+
+
+def choose_kernels(parser: argparse.ArgumentParser, args, convolutional: bool | str) -> None:
+    """`runtime.choose_cpu_kernels` before MindSpore is imported, its choice printed with
+    --verbose; a bad MINDGAN_CPU_CONVOLUTIONS is a one-line error."""
+    from .runtime import choose_cpu_kernels
+
+    try:
+        kernels = choose_cpu_kernels(convolutional)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if getattr(args, "verbose", False):
+        print(f"CPU kernels: {kernels}", file=sys.stderr)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 quiet logs, device and mode, fetching results without busy-waiting, and stop requests."""
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -13,6 +14,7 @@ import numpy as np
 DEVICES = ("auto", "CPU", "GPU", "Ascend")
 
 __all__ = ["DEVICES", "DeviceUnavailable", "quiet_mindspore", "choose_cpu_kernels", "cpu_flags",
+           "forced_convolutions",
            "setup", "HostSync", "StopRequest"]
 
 # Families whose CPU training keeps MindSpore's own convolutions, with oneDNN capped at AVX2
@@ -35,16 +37,24 @@ def quiet_mindspore(verbose: bool = False) -> None:
         warnings.filterwarnings("ignore", module=r"mindspore(\.|$)")
 
 
-def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+@functools.lru_cache(maxsize=None)  # read once: every convolution layer asks when it is built
+def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU's feature flags (avx2, avx512f, ...); empty where /proc/cpuinfo is not there."""
     try:
         with open(path) as f:
             for line in f:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
+
+
+def forced_convolutions() -> str | None:
+    """"matmul" or "stock" if MINDGAN_CPU_CONVOLUTIONS forces the CPU convolution route, None
+    for the automatic choice."""
+    value = os.environ.get("MINDGAN_CPU_CONVOLUTIONS", "auto")
+    return value if value in ("matmul", "stock") else None
 
 
 def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None) -> str:
@@ -65,9 +75,8 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
     flags = cpu_flags() if flags is None else flags
     matmul = ""
     if isinstance(convolutional, str):
-        # MINDGAN_CPU_CONVOLUTIONS (read by models.layers too) overrides the family's route.
-        forced = os.environ.get("MINDGAN_CPU_CONVOLUTIONS")
-        stock = forced == "stock" if forced in ("stock", "matmul") else convolutional in STOCK_CONVOLUTIONS
+        forced = forced_convolutions()  # models.layers follows the same override
+        stock = forced == "stock" if forced else convolutional in STOCK_CONVOLUTIONS
         if convolutional in CONVOLUTIONAL and not stock and "avx512f" in flags:
             matmul = "; convolutions as gather + MatMul (models.matmul_conv), uncapped"
         convolutional = convolutional in CONVOLUTIONAL and stock

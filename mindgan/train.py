@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import Parser, add_runtime_flags, non_negative, parse, positive, start, unit_interval
-from .runtime import choose_cpu_kernels
+from .cli import (Parser, add_runtime_flags, choose_kernels, non_negative, parse, positive, start,
+                  unit_interval)
 
 FAMILIES = ("mlp", "dcgan", "dcgan-mnist")  # mindgan.models.FAMILIES, without importing MindSpore
 
@@ -172,9 +172,7 @@ def _model_of(args: argparse.Namespace) -> str:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parse(parser, argv, convolutional=None)
-    kernels = choose_cpu_kernels(_model_of(args))  # must precede the first MindSpore import
-    if args.verbose:
-        print(f"CPU kernels: {kernels}", file=sys.stderr)
+    choose_kernels(parser, args, _model_of(args))  # must precede the first MindSpore import
     try:
         config = resolve_config(args)
     except (ValueError, OSError) as exc:

@@ -12,7 +12,7 @@ import os
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from .matmul_conv import ConvGeometry, ConvOp, ConvTransposeOp, same_padding
+from .matmul_conv import ConvGeometry, ConvOp, same_padding
 
 __all__ = ["BatchNorm1d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
            "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "matmul_convolutions",
@@ -135,11 +135,11 @@ def matmul_convolutions() -> bool:
     choice on CPU (tests, benchmarks)."""
     if ms.get_context("device_target") != "CPU":
         return False
-    forced = os.environ.get("MINDGAN_CPU_CONVOLUTIONS", "auto")
-    if forced in ("matmul", "stock"):
-        return forced == "matmul"
-    from ..runtime import cpu_flags
+    from ..runtime import cpu_flags, forced_convolutions
 
+    forced = forced_convolutions()
+    if forced:
+        return forced == "matmul"
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
     return "avx512f" in cpu_flags() and (isa == "ALL" or "AVX512" in isa or "AVX10" in isa)
 
@@ -205,11 +205,29 @@ class _MatMulConvolution(_Replaceable):
     """What `Conv2d` and `Conv2dTranspose` share on the gather + MatMul route: NCHW in and
     out, pixel rows `[N, H·W, C]` inside."""
 
-    def _use_matmul(self, geometry: ConvGeometry, op_class, out_hw) -> None:
+    def _use_matmul(self, input_size, transpose: bool) -> None:
+        """Work out the geometry for inputs of `input_size` pixels and choose the route."""
         if self.group != 1 or _pair(self.dilation) != (1, 1):
             raise ValueError(f"{type(self).__name__}: no groups or dilation")
+        size, kernel, stride = _pair(input_size), _pair(self.kernel_size), _pair(self.stride)
+        if not transpose:
+            top_left = _padding(self.pad_mode, self.padding, size, kernel, stride)
+            if self.pad_mode == "same":
+                out = tuple(-(-size[k] // stride[k]) for k in (0, 1))
+            else:
+                out = tuple((size[k] + 2 * top_left[k] - kernel[k]) // stride[k] + 1 for k in (0, 1))
+            geometry = ConvGeometry(size, out, kernel, stride, top_left, self.in_channels)
+        else:
+            if self.pad_mode == "same":
+                out = tuple(size[k] * stride[k] for k in (0, 1))
+            else:
+                pad = (0, 0) if self.pad_mode == "valid" else _padding("pad", self.padding, size, kernel, stride)
+                out = tuple((size[k] - 1) * stride[k] + kernel[k] - 2 * pad[k] for k in (0, 1))
+            # The convolution this is the input gradient of runs from `out` pixels to `size`.
+            top_left = _padding(self.pad_mode, self.padding, out, kernel, stride)
+            geometry = ConvGeometry(out, size, kernel, stride, top_left, self.out_channels)
         self.stock = not matmul_convolutions()
-        self.op, self.out_hw = op_class(geometry), tuple(out_hw)
+        self.op, self.out_hw = ConvOp(geometry, transpose), out
 
     def _matmul_construct(self, x):
         n, c = x.shape[0], x.shape[1]
@@ -230,14 +248,7 @@ class Conv2d(nn.Conv2d, _MatMulConvolution):
 
     def __init__(self, *args, input_size, **kwargs):
         super().__init__(*args, **kwargs)
-        size, kernel, stride = _pair(input_size), _pair(self.kernel_size), _pair(self.stride)
-        top_left = _padding(self.pad_mode, self.padding, size, kernel, stride)
-        if self.pad_mode == "same":
-            out = tuple(-(-size[k] // stride[k]) for k in (0, 1))
-        else:
-            out = tuple((size[k] + 2 * top_left[k] - kernel[k]) // stride[k] + 1 for k in (0, 1))
-        self._use_matmul(ConvGeometry(size, out, kernel, stride, top_left, self.in_channels),
-                         ConvOp, out)
+        self._use_matmul(input_size, transpose=False)
 
     def construct(self, x):
         if self.stock:
@@ -253,16 +264,7 @@ class Conv2dTranspose(nn.Conv2dTranspose, _MatMulConvolution):
 
     def __init__(self, *args, input_size, **kwargs):
         super().__init__(*args, **kwargs)
-        size, kernel, stride = _pair(input_size), _pair(self.kernel_size), _pair(self.stride)
-        if self.pad_mode == "same":
-            out = tuple(size[k] * stride[k] for k in (0, 1))
-        else:
-            pad = (0, 0) if self.pad_mode == "valid" else _padding("pad", self.padding, size, kernel, stride)
-            out = tuple((size[k] - 1) * stride[k] + kernel[k] - 2 * pad[k] for k in (0, 1))
-        # The convolution this is the input gradient of runs from `out` pixels to `size`.
-        top_left = _padding(self.pad_mode, self.padding, out, kernel, stride)
-        self._use_matmul(ConvGeometry(out, size, kernel, stride, top_left, self.out_channels),
-                         ConvTransposeOp, out)
+        self._use_matmul(input_size, transpose=True)
 
     def construct(self, x):
         if self.stock:

@@ -15,7 +15,7 @@ that MatMul:
   narrow input (an RGB image), one MatMul of every tap first, then a Gather-and-add per tap;
 - weight gradient: im2col(x)^T @ dy, one MatMul.
 
-Each of `ConvOp` / `ConvTransposeOp` has a custom bprop made of the other two, so autodiff never
+`ConvOp` (either way round) has a custom bprop made of the other two, so autodiff never
 differentiates a Gather (its gradient, a scatter-add, is several times slower on CPU). The index
 tables are fixed at construction from the input size, as the families know it from their spec.
 On GPU/Ascend the stock cells' native kernels are the right ones, and on CPUs without AVX-512
@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-__all__ = ["ConvGeometry", "ConvOp", "ConvTransposeOp", "same_padding"]
+__all__ = ["ConvGeometry", "ConvOp", "same_padding"]
 
 NARROW = 32  # input channels below which the input gradient multiplies first, then gathers
 
@@ -165,29 +165,21 @@ class ConvGeometry(nn.Cell):
 
 
 class ConvOp(nn.Cell):
-    """y = conv(x, w) on pixel rows, with the gradients of `ConvGeometry`."""
+    """The convolution of `geometry` on pixel rows, with its gradients as a custom bprop:
+    y = conv(x, w), or with `transpose` y = conv_transpose(x, w), where x lives in the
+    geometry's Y and y in its X, and w is the convolution's weight `[O, C, kh, kw]` (a
+    transposed convolution's `[in, out, kh, kw]`)."""
 
-    def __init__(self, geometry: ConvGeometry):
+    def __init__(self, geometry: ConvGeometry, transpose: bool = False):
         super().__init__()
-        self.geometry = geometry
+        self.geometry, self.transpose = geometry, transpose
 
     def construct(self, x, w):
+        if self.transpose:
+            return self.geometry.backward_data(x, w)
         return self.geometry.forward(x, w)
 
     def bprop(self, x, w, out, dout):
+        if self.transpose:
+            return self.geometry.forward(dout, w), self.geometry.backward_weight(dout, x)
         return self.geometry.backward_data(dout, w), self.geometry.backward_weight(x, dout)
-
-
-class ConvTransposeOp(nn.Cell):
-    """y = conv_transpose(x, w) on pixel rows: x lives in the geometry's Y, y in its X; w is
-    the convolution's weight `[O, C, kh, kw]` (a transposed convolution's `[in, out, kh, kw]`)."""
-
-    def __init__(self, geometry: ConvGeometry):
-        super().__init__()
-        self.geometry = geometry
-
-    def construct(self, x, w):
-        return self.geometry.backward_data(x, w)
-
-    def bprop(self, x, w, out, dout):
-        return self.geometry.forward(dout, w), self.geometry.backward_weight(dout, x)
