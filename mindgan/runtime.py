@@ -52,9 +52,14 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
 
 def forced_convolutions() -> str | None:
     """"matmul" or "stock" if MINDGAN_CPU_CONVOLUTIONS forces the CPU convolution route, None
-    for the automatic choice."""
-    value = os.environ.get("MINDGAN_CPU_CONVOLUTIONS", "auto")
-    return value if value in ("matmul", "stock") else None
+    for the automatic choice (unset, empty or "auto"); ValueError with one line otherwise."""
+    value = os.environ.get("MINDGAN_CPU_CONVOLUTIONS", "auto").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value not in ("matmul", "stock"):
+        raise ValueError(f"MINDGAN_CPU_CONVOLUTIONS={os.environ['MINDGAN_CPU_CONVOLUTIONS']}: "
+                         f"choose matmul, stock or auto")
+    return value
 
 
 def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None) -> str:

@@ -53,3 +53,13 @@ def test_a_users_setting_is_kept_and_a_late_choice_changes_nothing():
     assert value == "AVX512_CORE" and "set by the user" in said
     said, value = choose("dcgan-mnist", "avx512f", loaded="loaded")
     assert value == "unset" and "MindSpore was loaded before" in said
+
+
+def test_a_bad_convolution_route_is_one_line_before_mindspore_loads():
+    env = {**os.environ, "GLOG_v": "3", "MINDGAN_CPU_CONVOLUTIONS": "fast"}
+    out = subprocess.run([sys.executable, "-m", "mindgan.train", "--model", "dcgan", "--epochs", "1"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert lines[-1].endswith("error: MINDGAN_CPU_CONVOLUTIONS=fast: choose matmul, stock or auto")
+    assert "Traceback" not in out.stderr
