@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import (Parser, add_runtime_flags, choose_kernels, non_negative, parse, positive, start,
-                  unit_interval)
+from .cli import (Parser, add_runtime_flags, choose_kernels, non_negative, one_line_errors, parse,
+                  positive, start, unit_interval)
 
 FAMILIES = ("mlp", "dcgan", "dcgan-mnist")  # mindgan.models.FAMILIES, without importing MindSpore
 
@@ -232,8 +232,9 @@ def main(argv=None) -> int:
               + (f", {workers.size} msrun workers (batch {local_batch} each)"
                  if workers.size > 1 else ""), flush=True)
     try:
-        run_dir = train(config, resume=args.resume, device=device, images=images,
-                        progress=not args.no_progress, verbose=args.verbose)
+        with one_line_errors(parser):  # e.g. a damaged checkpoint in the run to resume
+            run_dir = train(config, resume=args.resume, device=device, images=images,
+                            progress=not args.no_progress, verbose=args.verbose)
     except TrainingInterrupted as exc:
         if quiet:
             return 130

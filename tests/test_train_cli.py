@@ -137,7 +137,7 @@ def test_sigint_saves_state_that_resumes(tmp_path):
     assert steps == list(range(1, epochs * 8 + 1))  # no gap, no repeat across the interruption
 
 
-def test_resume_refuses_changed_hyperparameters(tmp_path):
+def test_resume_refuses_changed_hyperparameters_and_a_damaged_checkpoint(tmp_path):
     out = tmp_path / "run"
     assert run_train("--device_target", "CPU", "--epochs", "1", "--subset", "128",
                      "--batch_size", "64", "--output_dir", out, "--no_progress").returncode == 0
@@ -148,6 +148,13 @@ def test_resume_refuses_changed_hyperparameters(tmp_path):
     proc = run_train("--resume", out, "--output_dir", tmp_path / "elsewhere")
     assert proc.returncode == 2 and "continues in its own folder" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "elsewhere").exists()
+    last = out / "checkpoints" / "last.ckpt"  # damaged: one line, and the folder as it was
+    last.write_bytes(last.read_bytes()[:5000])
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    proc = run_train("--resume", out, "--epochs", "2")
+    assert proc.returncode == 2 and "last.ckpt: not a readable MindSpore checkpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_resume_says_where_it_continues_and_logs_plain_progress_lines(tmp_path):
