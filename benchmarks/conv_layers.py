@@ -1,4 +1,4 @@
-"""Benchmark: each convolution of a family, forward + both gradients, by the two CPU routes.
+"""Benchmark: each convolution of a family, forward + both gradients, by the three CPU routes.
 
     python benchmarks/conv_layers.py --model dcgan          # 64x64x3, batch 128
     python benchmarks/conv_layers.py --model dcgan-mnist    # 28x28x1, batch 256
@@ -9,7 +9,8 @@ gradients of a weighted sum with respect to its input and weight, timed as the m
 --calls calls after two warm-up calls. Each route runs in its own process: "stock" is
 MindSpore's own cells with oneDNN capped at AVX2 (what a CPU with AVX-512 needs for them, see
 runtime.choose_cpu_kernels), "matmul" is models.matmul_conv's gather + MatMul with oneDNN
-uncapped. A benchmark, not a test: the numbers depend on the machine and its load.
+uncapped, "onednn" the native oneDNN kernel (models.onednn_conv), uncapped. A benchmark, not
+a test: the numbers depend on the machine and its load.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ sys.path.insert(0, str(REPO))
 
 BATCH = {"dcgan": 128, "dcgan-mnist": 256}
 ROUTES = {"stock": {"ONEDNN_MAX_CPU_ISA": "AVX2", "MINDGAN_CPU_CONVOLUTIONS": "stock"},
-          "matmul": {"ONEDNN_MAX_CPU_ISA": "ALL", "MINDGAN_CPU_CONVOLUTIONS": "matmul"}}
+          "matmul": {"ONEDNN_MAX_CPU_ISA": "ALL", "MINDGAN_CPU_CONVOLUTIONS": "matmul"},
+          "onednn": {"ONEDNN_MAX_CPU_ISA": "ALL", "MINDGAN_CPU_CONVOLUTIONS": "onednn"}}
 
 
 def conv_layers(model: str):
@@ -120,16 +122,17 @@ def main(argv=None) -> int:
         results[route] = json.loads(lines[-1])
     print(f"{args.model}, batch {BATCH[args.model]}: forward + input and weight gradients, "
           f"median of {args.calls} calls")
-    print("| layer | kind | input [C, H, W] | out | k/s | stock, AVX2 (ms) | gather + MatMul (ms) | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    total = {"stock": 0.0, "matmul": 0.0}
-    for s, m in zip(results["stock"], results["matmul"]):
-        total["stock"] += s["ms"]
-        total["matmul"] += m["ms"]
+    print("| layer | kind | input [C, H, W] | out | k/s | stock, AVX2 (ms) | gather + MatMul (ms) "
+          "| native oneDNN (ms) | ratios to stock |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    total = dict.fromkeys(ROUTES, 0.0)
+    for s, m, o in zip(results["stock"], results["matmul"], results["onednn"]):
+        for route, row in zip(ROUTES, (s, m, o)):
+            total[route] += row["ms"]
         print(f"| {s['layer']} | {s['kind']} | {list(s['input'])} | {s['out']} | {s['kernel']}/{s['stride']} "
-              f"| {s['ms']:.1f} | {m['ms']:.1f} | {m['ms'] / s['ms']:.2f} |")
-    print(f"| all | | | | | {total['stock']:.1f} | {total['matmul']:.1f} | "
-          f"{total['matmul'] / total['stock']:.2f} |")
+              f"| {s['ms']:.1f} | {m['ms']:.1f} | {o['ms']:.1f} | {m['ms'] / s['ms']:.2f}, {o['ms'] / s['ms']:.2f} |")
+    print(f"| all | | | | | {total['stock']:.1f} | {total['matmul']:.1f} | {total['onednn']:.1f} "
+          f"| {total['matmul'] / total['stock']:.2f}, {total['onednn'] / total['stock']:.2f} |")
     return 0
 
 

@@ -14,13 +14,12 @@ import numpy as np
 DEVICES = ("auto", "CPU", "GPU", "Ascend")
 
 __all__ = ["DEVICES", "DeviceUnavailable", "quiet_mindspore", "choose_cpu_kernels", "cpu_flags",
-           "forced_convolutions",
+           "forced_convolutions", "convolution_route", "ROUTES",
            "setup", "HostSync", "StopRequest"]
 
 # Families whose CPU training keeps MindSpore's own convolutions, with oneDNN capped at AVX2
-# on AVX-512 CPUs: for dcgan-mnist those beat models.matmul_conv's gather + MatMul. The
-# other convolutional families train uncapped, their convolutions as gather + MatMul
-# (models.layers.matmul_convolutions decides, from the same CPU flags and cap).
+# on AVX-512 CPUs, where the native oneDNN kernel (`native`) cannot be built: for dcgan-mnist
+# those beat models.matmul_conv's gather + MatMul. See `convolution_route`.
 STOCK_CONVOLUTIONS = ("dcgan-mnist",)
 CONVOLUTIONAL = ("dcgan", "dcgan-mnist")
 _KERNELS_CHOSEN = ""  # what choose_cpu_kernels set in this process, if anything
@@ -50,53 +49,93 @@ def cpu_flags(path: str = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
+ROUTES = ("onednn", "matmul", "stock")
+
+
 def forced_convolutions() -> str | None:
-    """"matmul" or "stock" if MINDGAN_CPU_CONVOLUTIONS forces the CPU convolution route, None
-    for the automatic choice (unset, empty or "auto"); ValueError with one line otherwise."""
+    """A route of ROUTES if MINDGAN_CPU_CONVOLUTIONS forces the CPU convolution route, None
+    for the automatic choice (unset, empty or "auto"); ValueError with one line otherwise
+    (also when it forces "onednn" and the native kernel cannot be built here)."""
     value = os.environ.get("MINDGAN_CPU_CONVOLUTIONS", "auto").strip().lower()
     if value in ("", "auto"):
         return None
-    if value not in ("matmul", "stock"):
+    if value not in ROUTES:
         raise ValueError(f"MINDGAN_CPU_CONVOLUTIONS={os.environ['MINDGAN_CPU_CONVOLUTIONS']}: "
-                         f"choose matmul, stock or auto")
+                         f"choose {', '.join(ROUTES)} or auto")
+    if value == "onednn":
+        from .native import conv_library_status
+
+        path, reason = conv_library_status()
+        if path is None:
+            raise ValueError(f"MINDGAN_CPU_CONVOLUTIONS=onednn: {reason}")
     return value
+
+
+def convolution_route(family: str | None = None, flags: set[str] | None = None) -> str:
+    """How `models.layers.Conv2d` / `Conv2dTranspose` compute on CPU, one of ROUTES:
+
+    - "onednn": the native kernel (`native`, `models.onednn_conv`): oneDNN with blocked
+      layouts, PyTorch's kernels, on every x86 CPU; wherever it can be built (a C++ compiler);
+    - "matmul": gather + MatMul (`models.matmul_conv`), on AVX-512 CPUs with oneDNN uncapped,
+      where MindSpore's own kernels fall back to a reference one;
+    - "stock": MindSpore's own kernels (oneDNN's im2col + GEMM on plain NCHW).
+
+    MINDGAN_CPU_CONVOLUTIONS forces one. Without the native kernel, `family` (before
+    MindSpore loads) picks stock for STOCK_CONVOLUTIONS; after, an AVX2 cap means stock.
+    """
+    flags = cpu_flags() if flags is None else flags
+    forced = forced_convolutions()
+    if forced:
+        return forced
+    from .native import conv_library_status
+
+    if conv_library_status()[0] is not None:
+        return "onednn"
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    uncapped = isa == "ALL" or "AVX512" in isa or "AVX10" in isa
+    if "avx512f" in flags and uncapped and family not in STOCK_CONVOLUTIONS:
+        return "matmul"
+    return "stock"
+
+
+_ROUTE_NAMES = {"onednn": "convolutions by the native oneDNN kernel (models.onednn_conv)",
+                "matmul": "convolutions as gather + MatMul (models.matmul_conv)",
+                "stock": "MindSpore's own convolutions"}
 
 
 def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None) -> str:
     """Pick oneDNN's instruction set before MindSpore loads; returns what was decided.
 
     `convolutional`: whether the work runs MindSpore's own convolution kernels (True, False, or
-    a model family's name: True for those in STOCK_CONVOLUTIONS). On CPUs with AVX-512,
-    MindSpore 2.10's oneDNN runs their input gradients and transposed convolutions with a
-    reference kernel (~1 GFLOP/s: 14.5 s for one dcgan-mnist training step at batch 64 here);
-    capped at AVX2 it picks its im2col+GEMM kernel (0.42 s). The cap halves MatMul's speed
-    (the MLP's training step is 35 % slower), so MLP training keeps oneDNN's choice, and so does
-    the training of families whose convolutions run as gather + MatMul
-    (`models.layers.matmul_convolutions`: uncapped on AVX-512). Inference commands take the
-    cap (`evaluate`, whose classifier is a LeNet, went from 44.6 s to 20.7 s). A value the user
-    set is kept, and nothing changes once MindSpore is loaded.
+    a model family's name: then its `convolution_route`, and True where that is "stock"). On
+    CPUs with AVX-512, MindSpore 2.10's oneDNN runs their input gradients and transposed
+    convolutions with a reference kernel (~1 GFLOP/s: 14.5 s for one dcgan-mnist training step
+    at batch 64 here); capped at AVX2 it picks its im2col+GEMM kernel (0.42 s). The cap halves
+    MatMul's speed (the MLP's training step is 35 % slower), so work without stock
+    convolutions keeps oneDNN's choice. Inference commands take the cap (`evaluate`, whose
+    classifier is a LeNet, went from 44.6 s to 20.7 s). A value the user set is kept, and
+    nothing changes once MindSpore is loaded.
     """
     global _KERNELS_CHOSEN
     flags = cpu_flags() if flags is None else flags
-    matmul = ""
+    route = ""
     if isinstance(convolutional, str):
-        forced = forced_convolutions()  # models.layers follows the same override
-        stock = forced == "stock" if forced else convolutional in STOCK_CONVOLUTIONS
-        if convolutional in CONVOLUTIONAL and not stock and "avx512f" in flags:
-            matmul = "; convolutions as gather + MatMul (models.matmul_conv), uncapped"
-        convolutional = convolutional in CONVOLUTIONAL and stock
+        family, convolutional = convolutional, False
+        if family in CONVOLUTIONAL:
+            chosen = convolution_route(family, flags)
+            route, convolutional = f"; {_ROUTE_NAMES[chosen]}", chosen == "stock"
     if _KERNELS_CHOSEN:
-        return _KERNELS_CHOSEN
+        return _KERNELS_CHOSEN + route
     if "ONEDNN_MAX_CPU_ISA" in os.environ:
-        return f"ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']} (set by the user)"
+        return f"ONEDNN_MAX_CPU_ISA={os.environ['ONEDNN_MAX_CPU_ISA']} (set by the user)" + route
     if not convolutional or "avx512f" not in flags:
-        return "oneDNN's own choice of instruction set" + matmul
+        return "oneDNN's own choice of instruction set" + route
     if "mindspore" in sys.modules:
-        return "oneDNN's own choice (MindSpore was loaded before the choice could be made)"
+        return "oneDNN's own choice (MindSpore was loaded before the choice could be made)" + route
     os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX2"
     _KERNELS_CHOSEN = ("ONEDNN_MAX_CPU_ISA=AVX2: this CPU has AVX-512, where oneDNN's convolutions "
                        "fall back to a reference kernel")
-    return _KERNELS_CHOSEN
+    return _KERNELS_CHOSEN + route
 
 
 def setup(device_target: str = "auto", mode: str = "graph") -> str:

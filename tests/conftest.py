@@ -2,10 +2,11 @@ import os
 
 # Before MindSpore is imported anywhere: keep its INFO/WARNING flood out of test output.
 os.environ.setdefault("GLOG_v", "3")
-# The convolution layers' stock kernels everywhere but in test_matmul_conv.py, which forces
-# and checks the gather + MatMul route (against these kernels, a whole training step
-# included). Those graphs take 2-3x longer to compile, and the other tests, about artifacts,
-# resumes and CLIs, would spend ~40 s more on it; CLI subprocesses inherit the choice.
+# The convolution layers' stock kernels everywhere but in test_conv_routes.py, which forces
+# and checks the native oneDNN and gather + MatMul routes (against these kernels, a whole
+# training step included). The MatMul graphs take 2-3x longer to compile, and the other
+# tests, about artifacts, resumes and CLIs, would spend ~40 s more on it; CLI subprocesses
+# inherit the choice.
 os.environ.setdefault("MINDGAN_CPU_CONVOLUTIONS", "stock")
 
 import socket

@@ -18,8 +18,16 @@ print(os.environ.get("ONEDNN_MAX_CPU_ISA", "unset"))
 """
 
 
-def choose(what, flags, env_value=None, loaded="fresh", route=None):
+@pytest.fixture(scope="module")
+def no_compiler(tmp_path_factory):
+    """Environment of a machine where the native kernel cannot be built: no C++ compiler, and
+    nothing built before in its (empty) cache."""
+    return {"CXX": "no-such-compiler", "MINDGAN_CACHE": str(tmp_path_factory.mktemp("empty_cache"))}
+
+
+def choose(what, flags, env_value=None, loaded="fresh", route=None, extra_env=None):
     env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA", "MINDGAN_CPU_CONVOLUTIONS")}
+    env.update(extra_env or {})
     env["GLOG_v"] = "3"
     if env_value:
         env["ONEDNN_MAX_CPU_ISA"] = env_value
@@ -31,6 +39,19 @@ def choose(what, flags, env_value=None, loaded="fresh", route=None):
     return out.stdout.strip().splitlines()
 
 
+@pytest.mark.parametrize("what, expected", [
+    ("dcgan-mnist", "unset"),   # native oneDNN convolutions: no reference kernel to avoid
+    ("dcgan", "unset"),
+    ("True", "AVX2"),           # inference commands (the FID classifier has stock convolutions)
+    ("mlp", "unset"),
+])
+def test_with_the_native_kernel_only_stock_convolutions_take_the_isa_cap(what, expected):
+    said, value = choose(what, "avx2,avx512f")
+    assert value == expected
+    if what.startswith("dcgan"):
+        assert "native oneDNN kernel" in said
+
+
 @pytest.mark.parametrize("what, flags, expected", [
     ("dcgan-mnist", "avx2,avx512f", "AVX2"),    # its stock convolutions on AVX-512: capped
     ("dcgan", "avx2,avx512f", "unset"),         # gather + MatMul convolutions: not capped
@@ -38,8 +59,9 @@ def choose(what, flags, env_value=None, loaded="fresh", route=None):
     ("mlp", "avx2,avx512f", "unset"),           # MLP training keeps oneDNN's choice
     ("dcgan-mnist", "avx2", "unset"),           # no AVX-512: nothing to avoid
 ])
-def test_the_isa_cap_is_set_only_for_stock_convolutions_on_avx512(what, flags, expected):
-    assert choose(what, flags)[-1] == expected
+def test_without_a_compiler_the_isa_cap_is_set_only_for_stock_convolutions_on_avx512(
+        no_compiler, what, flags, expected):
+    assert choose(what, flags, extra_env=no_compiler)[-1] == expected
 
 
 @pytest.mark.parametrize("route, what, expected", [("stock", "dcgan", "AVX2"), ("matmul", "dcgan-mnist", "unset")])
@@ -48,10 +70,10 @@ def test_a_forced_convolution_route_brings_its_instruction_set(route, what, expe
     assert choose(what, "avx2,avx512f", route=route)[-1] == expected
 
 
-def test_a_users_setting_is_kept_and_a_late_choice_changes_nothing():
+def test_a_users_setting_is_kept_and_a_late_choice_changes_nothing(no_compiler):
     said, value = choose("dcgan-mnist", "avx512f", env_value="AVX512_CORE")
     assert value == "AVX512_CORE" and "set by the user" in said
-    said, value = choose("dcgan-mnist", "avx512f", loaded="loaded")
+    said, value = choose("dcgan-mnist", "avx512f", loaded="loaded", extra_env=no_compiler)
     assert value == "unset" and "MindSpore was loaded before" in said
 
 
@@ -61,5 +83,15 @@ def test_a_bad_convolution_route_is_one_line_before_mindspore_loads():
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
-    assert lines[-1].endswith("error: MINDGAN_CPU_CONVOLUTIONS=fast: choose matmul, stock or auto")
+    assert lines[-1].endswith("error: MINDGAN_CPU_CONVOLUTIONS=fast: choose onednn, matmul, stock or auto")
+    assert "Traceback" not in out.stderr
+
+
+def test_forcing_the_native_kernel_where_it_cannot_be_built_is_one_line(no_compiler):
+    env = {**os.environ, "GLOG_v": "3", "MINDGAN_CPU_CONVOLUTIONS": "onednn", **no_compiler}
+    out = subprocess.run([sys.executable, "-m", "mindgan.train", "--model", "dcgan", "--epochs", "1"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].endswith(
+        "error: MINDGAN_CPU_CONVOLUTIONS=onednn: no C++ compiler (no-such-compiler) on PATH")
     assert "Traceback" not in out.stderr

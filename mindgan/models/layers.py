@@ -13,9 +13,10 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from .matmul_conv import ConvGeometry, ConvOp, same_padding
+from .onednn_conv import OneDNNConv
 
 __all__ = ["BatchNorm1d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
-           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "matmul_convolutions",
+           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "convolution_route",
            "standard_convolutions"]
 
 
@@ -125,23 +126,16 @@ class Reshape(nn.Cell):
         return f"shape={self.shape}"
 
 
-def matmul_convolutions() -> bool:
-    """Whether `Conv2d` / `Conv2dTranspose` layers built now compute as gather + MatMul
-    (`matmul_conv`): on CPU where oneDNN may use AVX-512. There MindSpore 2.10's oneDNN runs
-    the input gradient and the transposed convolution with a reference kernel, while MatMul
-    runs at full AVX-512 speed. Without AVX-512, or with oneDNN capped below it
-    (ONEDNN_MAX_CPU_ISA), the stock kernels (oneDNN's im2col + GEMM) are the faster ones; on
-    GPU/Ascend the native ones are. MINDGAN_CPU_CONVOLUTIONS=matmul or =stock overrides the
-    choice on CPU (tests, benchmarks)."""
+def convolution_route() -> str:
+    """How `Conv2d` / `Conv2dTranspose` layers built now compute: "stock" off CPU (the native
+    kernels of GPU/Ascend are the right ones), on CPU `runtime.convolution_route()`: "onednn"
+    (the native oneDNN kernel, `onednn_conv`), "matmul" (gather + MatMul, `matmul_conv`) or
+    "stock"."""
     if ms.get_context("device_target") != "CPU":
-        return False
-    from ..runtime import cpu_flags, forced_convolutions
+        return "stock"
+    from ..runtime import convolution_route as cpu_route
 
-    forced = forced_convolutions()
-    if forced:
-        return forced == "matmul"
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
-    return "avx512f" in cpu_flags() and (isa == "ALL" or "AVX512" in isa or "AVX10" in isa)
+    return cpu_route()
 
 
 class _Replaceable:
@@ -201,11 +195,11 @@ def _padding(pad_mode, padding, size, kernel, stride):
     return (pads[0], pads[2])
 
 
-class _MatMulConvolution(_Replaceable):
-    """What `Conv2d` and `Conv2dTranspose` share on the gather + MatMul route: NCHW in and
-    out, pixel rows `[N, H·W, C]` inside."""
+class _RoutedConvolution(_Replaceable):
+    """What `Conv2d` and `Conv2dTranspose` share: a route (`convolution_route`) and the
+    geometry for it. NCHW in and out; pixel rows `[N, H·W, C]` inside on the MatMul route."""
 
-    def _use_matmul(self, input_size, transpose: bool) -> None:
+    def _choose_route(self, input_size, transpose: bool) -> None:
         """Work out the geometry for inputs of `input_size` pixels and choose the route."""
         if self.group != 1 or _pair(self.dilation) != (1, 1):
             raise ValueError(f"{type(self).__name__}: no groups or dilation")
@@ -216,7 +210,7 @@ class _MatMulConvolution(_Replaceable):
                 out = tuple(-(-size[k] // stride[k]) for k in (0, 1))
             else:
                 out = tuple((size[k] + 2 * top_left[k] - kernel[k]) // stride[k] + 1 for k in (0, 1))
-            geometry = ConvGeometry(size, out, kernel, stride, top_left, self.in_channels)
+            in_out = (size, out)
         else:
             if self.pad_mode == "same":
                 out = tuple(size[k] * stride[k] for k in (0, 1))
@@ -225,9 +219,23 @@ class _MatMulConvolution(_Replaceable):
                 out = tuple((size[k] - 1) * stride[k] + kernel[k] - 2 * pad[k] for k in (0, 1))
             # The convolution this is the input gradient of runs from `out` pixels to `size`.
             top_left = _padding(self.pad_mode, self.padding, out, kernel, stride)
-            geometry = ConvGeometry(out, size, kernel, stride, top_left, self.out_channels)
-        self.stock = not matmul_convolutions()
-        self.op, self.out_hw = ConvOp(geometry, transpose), out
+            in_out = (out, size)
+        self.route, self.out_hw = convolution_route(), out
+        self.stock = self.route == "stock"
+        if self.route == "onednn":
+            self.op = OneDNNConv(*in_out, kernel, stride, top_left, transpose)
+        elif self.route == "matmul":
+            channels = self.out_channels if transpose else self.in_channels
+            self.op = ConvOp(ConvGeometry(*in_out, kernel, stride, top_left, channels), transpose)
+        else:
+            self.op = None
+
+    def _routed_construct(self, x):
+        if self.route == "onednn":
+            # `* 1.0`: as in _matmul_construct
+            y = self.op(x, self.weight * 1.0)
+            return ops.bias_add(y, self.bias) if self.has_bias else y
+        return self._matmul_construct(x)
 
     def _matmul_construct(self, x):
         n, c = x.shape[0], x.shape[1]
@@ -241,35 +249,35 @@ class _MatMulConvolution(_Replaceable):
         return y.reshape((n,) + self.out_hw + (self.out_channels,)).transpose(0, 3, 1, 2)
 
 
-class Conv2d(nn.Conv2d, _MatMulConvolution):
+class Conv2d(nn.Conv2d, _RoutedConvolution):
     """`nn.Conv2d` (same parameters, results to float rounding) for inputs of `input_size`
-    pixels, computed as gather + MatMul where `matmul_convolutions()` says so, by the stock
-    kernel elsewhere. No dilation or groups. x `[N, C, H, W]` float32."""
+    pixels, computed the way `convolution_route()` says: by the native oneDNN kernel, as
+    gather + MatMul, or by the stock kernel. No dilation or groups. x `[N, C, H, W]` float32."""
 
     def __init__(self, *args, input_size, **kwargs):
         super().__init__(*args, **kwargs)
-        self._use_matmul(input_size, transpose=False)
+        self._choose_route(input_size, transpose=False)
 
     def construct(self, x):
         if self.stock:
             return super().construct(x)
-        return self._matmul_construct(x)
+        return self._routed_construct(x)
 
 
-class Conv2dTranspose(nn.Conv2dTranspose, _MatMulConvolution):
+class Conv2dTranspose(nn.Conv2dTranspose, _RoutedConvolution):
     """`nn.Conv2dTranspose` (same parameters, results to float rounding) for inputs of
-    `input_size` pixels, computed as the input gradient of a gather + MatMul convolution where
-    `matmul_convolutions()` says so, by the stock kernel elsewhere. No dilation or groups.
-    x `[N, C, H, W]` float32."""
+    `input_size` pixels, computed as the input gradient of the convolution it inverts, the
+    way `convolution_route()` says (native oneDNN, gather + MatMul, or the stock kernel). No
+    dilation or groups. x `[N, C, H, W]` float32."""
 
     def __init__(self, *args, input_size, **kwargs):
         super().__init__(*args, **kwargs)
-        self._use_matmul(input_size, transpose=True)
+        self._choose_route(input_size, transpose=True)
 
     def construct(self, x):
         if self.stock:
             return super().construct(x)
-        return self._matmul_construct(x)
+        return self._routed_construct(x)
 
 
 @contextlib.contextmanager

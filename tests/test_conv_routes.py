@@ -1,6 +1,7 @@
-"""Convolutions as gather + MatMul (models.matmul_conv, models.layers): the same outputs and
-gradients as MindSpore's own cells with the same weights, layer by layer and through whole
-networks, and export still writes standard Conv nodes."""
+"""The CPU convolution routes of models.layers, native oneDNN (models.onednn_conv) and gather +
+MatMul (models.matmul_conv): the same outputs and gradients as MindSpore's own cells with the
+same weights, layer by layer and through whole networks, and export still writes standard
+Conv nodes."""
 import contextlib
 
 import numpy as np
@@ -10,6 +11,7 @@ import mindspore as ms
 from mindspore import nn
 
 from mindgan.models import ModelSpec, build
+from mindgan.native import conv_library_status
 from mindgan.models import layers
 from mindgan.models.layers import (Conv2d, Conv2dTranspose, WholeInputConv2d,
                                    WholeInputConv2dTranspose, standard_convolutions)
@@ -35,10 +37,14 @@ CASES = [
 ]
 
 
-@pytest.fixture
-def matmul_route(monkeypatch):
-    """Layers built in the test take the gather + MatMul route, on any x86 CPU."""
-    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "matmul")
+@pytest.fixture(params=["onednn", "matmul"])
+def route(request, monkeypatch):
+    """Layers built in the test take this route (native oneDNN, or gather + MatMul), on any
+    x86 CPU."""
+    if request.param == "onednn" and conv_library_status()[0] is None:
+        pytest.skip(f"native kernel not built here: {conv_library_status()[1]}")
+    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", request.param)
+    return request.param
 
 
 def outputs_and_gradients(layer, x, weights):
@@ -52,12 +58,12 @@ def outputs_and_gradients(layer, x, weights):
 @pytest.mark.parametrize("ours_cls, stock_cls, kwargs, side", CASES,
                          ids=[f"{c[0].__name__}-k{c[2]['kernel_size']}s{c[2]['stride']}-{c[2]['pad_mode']}-{c[3]}"
                               for c in CASES])
-def test_layer_equals_the_stock_cell(matmul_route, ours_cls, stock_cls, kwargs, side):
+def test_layer_equals_the_stock_cell(route, ours_cls, stock_cls, kwargs, side):
     rng = np.random.default_rng(0)
     extra = {"input_size": side} if ours_cls in (Conv2d, Conv2dTranspose) else {}
     ours, stock = ours_cls(**kwargs, **extra), stock_cls(**kwargs)
     if ours_cls in (Conv2d, Conv2dTranspose):
-        assert not ours.stock
+        assert ours.route == route and not ours.stock
     for mine, theirs in zip(ours.trainable_params(), stock.trainable_params()):
         assert mine.shape == theirs.shape and mine.name == theirs.name
         value = rng.standard_normal(mine.shape).astype(np.float32)
@@ -72,20 +78,20 @@ def test_layer_equals_the_stock_cell(matmul_route, ours_cls, stock_cls, kwargs, 
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_route_follows_the_cpu_and_the_override(monkeypatch):
-    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "stock")
-    assert not layers.matmul_convolutions()
-    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "matmul")
-    assert layers.matmul_convolutions()
+def test_route_follows_the_override_and_the_native_kernel(monkeypatch):
+    built = conv_library_status()[0] is not None    # wherever a C++ compiler is
+    for forced in ("stock", "matmul") + (("onednn",) if built else ()):
+        monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", forced)
+        assert layers.convolution_route() == forced
     monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "auto")
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")   # capped: oneDNN's own GEMM convolutions win
-    assert not layers.matmul_convolutions()
+    if built:   # (test_runtime checks the choice where it cannot be built)
+        assert layers.convolution_route() == "onednn"
 
 
 @pytest.mark.parametrize("spec", [ModelSpec("dcgan", latent_size=8, channels=3, image_size=16, ngf=4, ndf=4),
                                   ModelSpec("dcgan-mnist", latent_size=8, channels=1, image_size=12, ngf=4, ndf=4)],
                          ids=["dcgan", "dcgan-mnist"])
-def test_whole_networks_train_as_with_the_stock_cells(matmul_route, spec):
+def test_whole_networks_train_as_with_the_stock_cells(route, spec):
     """G and D built on the MatMul route and on the stock cells from the same seed: the same
     images, D outputs, gradients of every parameter and BatchNorm statistics, compiled."""
     results = []
@@ -120,7 +126,7 @@ def compiled_loss_and_grads(net_g, net_d):
     return step
 
 
-def test_export_writes_standard_convolution_nodes(matmul_route, tmp_path):
+def test_export_writes_standard_convolution_nodes(route, tmp_path):
     """The generator computes on the MatMul route, its ONNX file holds ConvTranspose nodes (no
     Gather), and the caller's generator keeps its route."""
     onnx = pytest.importorskip("onnx")
@@ -136,7 +142,7 @@ def test_export_writes_standard_convolution_nodes(matmul_route, tmp_path):
     assert [cell.stock for _, cell in net_g.cells_and_names() if hasattr(cell, "stock")] == routes
 
 
-def test_one_compiled_step_sees_the_discriminators_update(matmul_route):
+def test_one_compiled_step_sees_the_discriminators_update(route):
     """make_train_step's single graph (D update, then G update through the updated D) gives
     the same generator as the two updates compiled apart: the convolutions read their weights
     after the optimizer has written them."""

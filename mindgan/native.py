@@ -1,0 +1,126 @@
+"""The package's native CPU kernels (`mindgan/csrc`): compiled on first use, cached, loaded.
+
+`csrc/onednn_conv.cc` runs convolutions through the oneDNN that MindSpore ships, with blocked
+layouts (see `models.onednn_conv`). It is built with the system's C++ compiler (`$CXX`, else
+g++) against MindSpore's own `lib/libdnnl.so.3`, once per source, compiler and MindSpore
+install, into `$MINDGAN_CACHE` (default `~/.cache/mindgan`). Nothing here imports MindSpore, so
+`runtime` can ask before MindSpore loads; where the kernel cannot be built the convolutions
+keep another route, and `conv_library_status()` says why.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["NativeUnavailable", "conv_library", "conv_library_status", "conv_implementations",
+           "SOURCE"]
+
+SOURCE = Path(__file__).parent / "csrc" / "onednn_conv.cc"
+FLAGS = ["-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp"]
+
+
+class NativeUnavailable(RuntimeError):
+    """The native kernel cannot be built or loaded here; the message says why, in one line."""
+
+
+def _mindspore_lib() -> Path:
+    spec = importlib.util.find_spec("mindspore")
+    if spec is None or spec.origin is None:
+        raise NativeUnavailable("MindSpore is not installed")
+    lib = Path(spec.origin).parent / "lib"
+    if not (lib / "libdnnl.so.3").exists():
+        raise NativeUnavailable(f"{lib}/libdnnl.so.3 not found (MindSpore without oneDNN 3)")
+    return lib
+
+
+def cache_dir() -> Path:
+    """Where built kernels are kept: $MINDGAN_CACHE, else $XDG_CACHE_HOME/mindgan, else
+    ~/.cache/mindgan."""
+    if os.environ.get("MINDGAN_CACHE"):
+        return Path(os.environ["MINDGAN_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mindgan"
+
+
+def _build(lib: Path) -> Path:
+    compiler = os.environ.get("CXX") or "g++"
+    if shutil.which(compiler) is None:
+        raise NativeUnavailable(f"no C++ compiler ({compiler}) on PATH")
+    dnnl = lib / "libdnnl.so.3"
+    stamp = f"{SOURCE.read_bytes()!r}{compiler}{FLAGS}{dnnl.resolve()}{dnnl.stat().st_size}"
+    digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
+    target = cache_dir() / f"onednn_conv-{digest}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed: concurrent workers (msrun) never load half a file.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    command = [compiler, *FLAGS, str(SOURCE), "-o", tmp, str(dnnl), f"-Wl,-rpath,{lib}"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["?"])[0]
+            raise NativeUnavailable(f"{compiler} could not build {SOURCE.name}: {first}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return target
+
+
+def _threads() -> int:
+    """Threads for the kernel: OMP_NUM_THREADS if set, else this process's CPUs shared among
+    msrun's workers on this machine."""
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return int(os.environ["OMP_NUM_THREADS"])
+    workers = int(os.environ.get("MS_LOCAL_WORKER", os.environ.get("MS_WORKER_NUM", "1")) or 1)
+    return max(1, len(os.sched_getaffinity(0)) // max(1, workers))
+
+
+@functools.lru_cache(maxsize=None)
+def _load() -> tuple[str | None, str]:
+    try:
+        path = _build(_mindspore_lib())
+        library = ctypes.CDLL(str(path))
+        if library.mindgan_conv_check() != 0:
+            raise NativeUnavailable("MindSpore's oneDNN is not a 3.x threadpool build")
+        library.mindgan_conv_set_threads(_threads())
+        return str(path), "built"
+    except NativeUnavailable as e:
+        return None, str(e)
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"native kernel unavailable: {str(e).splitlines()[0]}"
+
+
+def conv_library_status() -> tuple[str | None, str]:
+    """(path of the built convolution kernel or None, a one-line reason when None)."""
+    return _load()
+
+
+def conv_library() -> str:
+    """Path of the built convolution kernel; NativeUnavailable (one line) if it cannot be."""
+    path, reason = _load()
+    if path is None:
+        raise NativeUnavailable(reason)
+    return path
+
+
+def conv_implementations() -> list[str]:
+    """oneDNN's implementation for each convolution the kernel has run in this process, e.g.
+    "forward 256,64,14,14,...: brg_conv_fwd:avx512_core"."""
+    path, _ = _load()
+    if path is None:
+        return []
+    library = ctypes.CDLL(path)
+    size = library.mindgan_conv_implementations(None, 0)
+    buffer = ctypes.create_string_buffer(size)
+    library.mindgan_conv_implementations(buffer, size)
+    return buffer.value.decode().splitlines()
