@@ -1,11 +1,13 @@
 """The package's native CPU kernels (`mindgan/csrc`): compiled on first use, cached, loaded.
 
-`csrc/onednn_conv.cc` runs convolutions through the oneDNN that MindSpore ships, with blocked
-layouts (see `models.onednn_conv`). It is built with the system's C++ compiler (`$CXX`, else
-g++) against MindSpore's own `lib/libdnnl.so.3`, once per source, compiler and MindSpore
-install, into `$MINDGAN_CACHE` (default `~/.cache/mindgan`). Nothing here imports MindSpore, so
-`runtime` can ask before MindSpore loads; where the kernel cannot be built the convolutions
-keep another route, and `conv_library_status()` says why.
+One library of MindSpore "aot" custom operators: `csrc/onednn_conv.cc` runs convolutions
+through the oneDNN that MindSpore ships, with blocked layouts (`models.onednn_conv`);
+`csrc/elementwise.cc` runs leaky ReLU and dropout masks in one pass each (`models.layers`).
+It is built with the system's C++ compiler (`$CXX`, else g++) against MindSpore's own
+`lib/libdnnl.so.3`, once per source, compiler and MindSpore install, into `$MINDGAN_CACHE`
+(default `~/.cache/mindgan`). Nothing here imports MindSpore, so `runtime` can ask before
+MindSpore loads; where the library cannot be built the layers keep their graph-op routes, and
+`library_status()` says why.
 """
 from __future__ import annotations
 
@@ -19,10 +21,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["NativeUnavailable", "conv_library", "conv_library_status", "conv_implementations",
-           "SOURCE"]
+__all__ = ["NativeUnavailable", "library", "library_status", "conv_implementations",
+           "SOURCES"]
 
-SOURCE = Path(__file__).parent / "csrc" / "onednn_conv.cc"
+SOURCES = [Path(__file__).parent / "csrc" / name for name in ("onednn_conv.cc", "elementwise.cc")]
 FLAGS = ["-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp"]
 
 
@@ -54,21 +56,23 @@ def _build(lib: Path) -> Path:
     if shutil.which(compiler) is None:
         raise NativeUnavailable(f"no C++ compiler ({compiler}) on PATH")
     dnnl = lib / "libdnnl.so.3"
-    stamp = f"{SOURCE.read_bytes()!r}{compiler}{FLAGS}{dnnl.resolve()}{dnnl.stat().st_size}"
+    sources = b"".join(source.read_bytes() for source in SOURCES)
+    stamp = f"{sources!r}{compiler}{FLAGS}{dnnl.resolve()}{dnnl.stat().st_size}"
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
-    target = cache_dir() / f"onednn_conv-{digest}.so"
+    target = cache_dir() / f"mindgan_cpu-{digest}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Built under a temporary name and renamed: concurrent workers (msrun) never load half a file.
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
-    command = [compiler, *FLAGS, str(SOURCE), "-o", tmp, str(dnnl), f"-Wl,-rpath,{lib}"]
+    command = [compiler, *FLAGS, *map(str, SOURCES), "-o", tmp, str(dnnl), f"-Wl,-rpath,{lib}"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["?"])[0]
-            raise NativeUnavailable(f"{compiler} could not build {SOURCE.name}: {first}")
+            first = (done.stderr.strip().splitlines() or ["no message"])[0]
+            raise NativeUnavailable(f"{compiler} could not build mindgan/csrc "
+                                    f"(exit {done.returncode}): {first}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -100,13 +104,13 @@ def _load() -> tuple[str | None, str]:
         return None, f"native kernel unavailable: {str(e).splitlines()[0]}"
 
 
-def conv_library_status() -> tuple[str | None, str]:
-    """(path of the built convolution kernel or None, a one-line reason when None)."""
+def library_status() -> tuple[str | None, str]:
+    """(path of the built library or None, a one-line reason when None)."""
     return _load()
 
 
-def conv_library() -> str:
-    """Path of the built convolution kernel; NativeUnavailable (one line) if it cannot be."""
+def library() -> str:
+    """Path of the built library; NativeUnavailable (one line) if it cannot be built here."""
     path, reason = _load()
     if path is None:
         raise NativeUnavailable(reason)

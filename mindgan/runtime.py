@@ -63,9 +63,9 @@ def forced_convolutions() -> str | None:
         raise ValueError(f"MINDGAN_CPU_CONVOLUTIONS={os.environ['MINDGAN_CPU_CONVOLUTIONS']}: "
                          f"choose {', '.join(ROUTES)} or auto")
     if value == "onednn":
-        from .native import conv_library_status
+        from .native import library_status
 
-        path, reason = conv_library_status()
+        path, reason = library_status()
         if path is None:
             raise ValueError(f"MINDGAN_CPU_CONVOLUTIONS=onednn: {reason}")
     return value
@@ -87,9 +87,9 @@ def convolution_route(family: str | None = None, flags: set[str] | None = None) 
     forced = forced_convolutions()
     if forced:
         return forced
-    from .native import conv_library_status
+    from .native import library_status
 
-    if conv_library_status()[0] is not None:
+    if library_status()[0] is not None:
         return "onednn"
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
     uncapped = isa == "ALL" or "AVX512" in isa or "AVX10" in isa

@@ -11,7 +11,7 @@ import mindspore as ms
 from mindspore import nn
 
 from mindgan.models import ModelSpec, build
-from mindgan.native import conv_library_status
+from mindgan.native import library_status
 from mindgan.models import layers
 from mindgan.models.layers import (Conv2d, Conv2dTranspose, WholeInputConv2d,
                                    WholeInputConv2dTranspose, standard_convolutions)
@@ -41,8 +41,8 @@ CASES = [
 def route(request, monkeypatch):
     """Layers built in the test take this route (native oneDNN, or gather + MatMul), on any
     x86 CPU."""
-    if request.param == "onednn" and conv_library_status()[0] is None:
-        pytest.skip(f"native kernel not built here: {conv_library_status()[1]}")
+    if request.param == "onednn" and library_status()[0] is None:
+        pytest.skip(f"native kernel not built here: {library_status()[1]}")
     monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", request.param)
     return request.param
 
@@ -79,7 +79,7 @@ def test_layer_equals_the_stock_cell(route, ours_cls, stock_cls, kwargs, side):
 
 
 def test_route_follows_the_override_and_the_native_kernel(monkeypatch):
-    built = conv_library_status()[0] is not None    # wherever a C++ compiler is
+    built = library_status()[0] is not None    # wherever a C++ compiler is
     for forced in ("stock", "matmul") + (("onednn",) if built else ()):
         monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", forced)
         assert layers.convolution_route() == forced

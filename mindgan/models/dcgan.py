@@ -85,13 +85,13 @@ class Discriminator(nn.Cell):
         self.model = nn.SequentialCell()
         self.model.append(Conv2d(channels, width, 4, stride=2, pad_mode="pad", padding=1,
                                  has_bias=False, weight_init=Normal(0.02), input_size=size))
-        self.model.append(LeakyReLU(0.2))
+        self.model.append(LeakyReLU(0.2, native=True))
         for _ in range(blocks - 1):
             size //= 2
             self.model.append(Conv2d(width, width * 2, 4, stride=2, pad_mode="pad", padding=1,
                                      has_bias=False, weight_init=Normal(0.02), input_size=size))
             self.model.append(_bn(width * 2))
-            self.model.append(LeakyReLU(0.2))
+            self.model.append(LeakyReLU(0.2, native=True))
             width *= 2
         self.model.append(WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
                                            weight_init=Normal(0.02)))

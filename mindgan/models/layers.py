@@ -7,16 +7,17 @@ times faster than its fused kernels; on GPU/Ascend they are ordinary ops too.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 from .matmul_conv import ConvGeometry, ConvOp, same_padding
+from .native_elementwise import NativeLeakyReLU, dropout_mask_op
 from .onednn_conv import OneDNNConv
 
 __all__ = ["BatchNorm1d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
-           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "convolution_route",
+           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "convolution_route", "native_elementwise",
            "standard_convolutions"]
 
 
@@ -66,9 +67,20 @@ class BatchNorm1d(nn.BatchNorm1d):
 class LeakyReLU(nn.LeakyReLU):
     """`nn.LeakyReLU` as relu(x) - alpha * relu(-x): the same values and gradients bit for bit
     (except the subgradient at exactly 0), but the gradient is two ReLU masks instead of the
-    Maximum gradient's Select/compare chain, which costs 2-3x more on CPU."""
+    Maximum gradient's Select/compare chain, which costs 2-3x more on CPU.
+
+    With `native` (for large tensors: convolutional feature maps), one native kernel each way
+    where `native_elementwise()` says so, with the same results bit for bit."""
+
+    def __init__(self, alpha: float = 0.2, native: bool = False):
+        super().__init__(alpha)
+        self.native = native and native_elementwise()
+        if self.native:
+            self.op = NativeLeakyReLU(alpha)
 
     def construct(self, x):
+        if self.native:
+            return self.op(x)
         return ops.relu(x) - self.alpha * ops.relu(-x)
 
 
@@ -78,35 +90,60 @@ class Dropout(nn.Cell):
 
     MindSpore's own dropout kernels keep their random state inside the kernel, out of reach of
     a checkpoint. Here the state is one non-trainable Parameter, `calls`, saved with the
-    network's weights and advanced by one per training-mode call; the mask is a hash of
-    (element index, calls, `salt`) in elementwise float ops, the same on every device.
+    network's weights and advanced by one per training-mode call; the mask keeps an element
+    where the top 24 bits of a 32-bit integer hash of (element index, calls, `salt`) are at
+    least p * 2^24. Integer arithmetic: the same masks on every device. (Up to mindgan 0.2.0 the
+    masks came from a sine hash: a run resumed across that change draws different, equally
+    random, masks.) With `native`, the
+    mask is one native kernel (`native_elementwise()`), bit for bit the same.
     Inference mode is the identity.
     """
 
-    def __init__(self, p: float, salt: int = 0):
+    def __init__(self, p: float, salt: int = 0, native: bool = False):
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), not {p}")
-        self.p = float(p)
-        self.salt = float(salt % 997) * 0.618034
+        self.p, self.salt = float(p), int(salt) % (1 << 31)
+        self.threshold = int(self.p * (1 << 24))
+        self.scale = float(np.float32(1.0 / (1.0 - self.p)))
         self.calls = Parameter(Tensor(0.0, ms.float32), name="calls", requires_grad=False)
         self.rank = 0  # a data-parallel worker's masks are its slice of the global batch's
+        self.shift = ops.RightShift()
+        self.native = native and native_elementwise()
+        if self.native:
+            self.mask_op = dropout_mask_op()
+            self.scale_tensor = Tensor(np.array([self.scale], np.float32))
 
     def use_workers(self, rank: int, workers: int) -> None:
         """Index elements by their place in the global batch of `workers` equal slices."""
         self.rank = rank
+
+    def _mix(self, h):
+        """A 32-bit multiply-xorshift mix of uint32 `h` (wrapping; the native kernel's)."""
+        h = ops.bitwise_xor(h, self.shift(h, Tensor(16, ms.uint32)))
+        h = h * Tensor(0x7FEB352D, ms.uint32)
+        h = ops.bitwise_xor(h, self.shift(h, Tensor(15, ms.uint32)))
+        h = h * Tensor(0x846CA68B, ms.uint32)
+        return ops.bitwise_xor(h, self.shift(h, Tensor(16, ms.uint32)))
 
     def construct(self, x):
         if not self.training or self.p == 0.0:
             return x
         calls = self.calls * 1.0
         ops.assign(self.calls, calls + 1.0)
-        index = ops.arange(self.rank * x.size, (self.rank + 1) * x.size, dtype=ms.float32).reshape(x.shape)
-        # The classic sine hash: fractional part of a large multiple of sin(affine(index)).
-        h = ops.sin(index * 12.9898 + calls * 78.233 + self.salt) * 43758.5453
-        u = h - ops.floor(h)                                       # ~ uniform in [0, 1)
-        keep = ops.stop_gradient((u >= self.p).astype(x.dtype)) * (1.0 / (1.0 - self.p))
-        return x * keep
+        first = self.rank * x.size
+        if self.native:
+            state = ops.concat((calls.astype(ms.int32).reshape(1),
+                                ms.Tensor([self.salt, first, self.threshold], ms.int32)))
+            keep = self.mask_op(x, state, self.scale_tensor)
+        else:
+            calls_u = calls.astype(ms.int32).astype(ms.uint32)
+            seed = self._mix(calls_u * Tensor(0x85EBCA77, ms.uint32) + Tensor(self.salt, ms.uint32))
+            index = ops.arange(first, first + x.size, dtype=ms.int32).astype(ms.uint32)
+            h = self._mix(index.reshape(x.shape) * Tensor(0x9E3779B1, ms.uint32) + seed)
+            top = self.shift(h, Tensor(8, ms.uint32))
+            keep = (top >= Tensor(self.threshold, ms.uint32)).astype(x.dtype) * self.scale
+        return x * ops.stop_gradient(keep)
 
     def extend_repr(self):
         return f"p={self.p}"
@@ -136,6 +173,12 @@ def convolution_route() -> str:
     from ..runtime import convolution_route as cpu_route
 
     return cpu_route()
+
+
+def native_elementwise() -> bool:
+    """Whether layers built now with `native=True` use the native kernels
+    (`native_elementwise`): where the convolutions take the native route too."""
+    return convolution_route() == "onednn"
 
 
 class _Replaceable:

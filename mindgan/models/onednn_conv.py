@@ -6,14 +6,14 @@ about half PyTorch's speed) or, on AVX-512 CPUs, a reference kernel (40-80x slow
 blocked direct / brgemm kernels (PyTorch's), reordering NCHW in and out on each call. It runs
 as three MindSpore "aot" custom operators: forward, input gradient and weight gradient; a
 transposed convolution is the input gradient of the convolution it inverts, so one geometry
-serves both, with the other two as its custom bprop. Built by `native.conv_library()`.
+serves both, with the other two as its custom bprop. Built by `native.library()`.
 """
 from __future__ import annotations
 
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from ..native import conv_library
+from .. import native
 
 __all__ = ["OneDNNConv"]
 
@@ -44,7 +44,7 @@ class OneDNNConv(nn.Cell):
 
     def __init__(self, in_hw, out_hw, kernel, stride, pad, transpose: bool = False):
         super().__init__()
-        library = conv_library()
+        library = native.library()
         self.transpose = transpose
         self.geometry = Tensor(np.array([*stride, *pad], np.int32))
 

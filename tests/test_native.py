@@ -1,0 +1,84 @@
+"""The native CPU kernels (mindgan.native, csrc/): built once and cached, a clear reason where
+they cannot be built, and the elementwise layers bit for bit equal to their graph-op twins."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mindspore as ms
+from mindspore import nn
+
+from helpers import REPO
+from mindgan.models.layers import Dropout, LeakyReLU
+from mindgan.native import library_status
+
+pytestmark = pytest.mark.skipif(library_status()[0] is None,
+                                reason=f"native kernels not built here: {library_status()[1]}")
+
+
+@pytest.fixture
+def native_route(monkeypatch):
+    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "onednn")
+
+
+BUILD = "from mindgan.native import library_status; print(library_status())"
+
+
+def test_the_library_is_built_once_into_the_cache_and_reused(tmp_path):
+    env = {**os.environ, "MINDGAN_CACHE": str(tmp_path)}
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        assert str(tmp_path) in out.stdout and "built" in out.stdout
+    assert [p.suffix for p in tmp_path.iterdir()] == [".so"]   # no temporary left behind
+
+
+def test_a_compiler_that_fails_is_a_one_line_reason(tmp_path):
+    env = {**os.environ, "MINDGAN_CACHE": str(tmp_path), "CXX": "false"}
+    out = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(None, 'false could not build mindgan/csrc (exit 1): no message')"
+    assert list(tmp_path.iterdir()) == []
+
+
+class _Loss(nn.Cell):
+    def __init__(self, layer, weights):
+        super().__init__()
+        self.layer, self.weights = layer, weights
+
+    def construct(self, x):
+        return (self.layer(x) * self.weights).sum()
+
+
+def test_native_leaky_relu_equals_the_graph_ops_bit_for_bit(native_route):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 5, 5)).astype(np.float32)
+    x[0, 0, 0, :3] = 0.0   # the subgradient at 0 is 0 both ways
+    x, weights = ms.Tensor(x), ms.Tensor(rng.standard_normal((4, 8, 5, 5)).astype(np.float32))
+    native, graph = LeakyReLU(0.3, native=True), LeakyReLU(0.3)
+    assert native.native and not graph.native
+    results = [(layer(x).asnumpy(), ms.grad(_Loss(layer, weights))(x).asnumpy()) for layer in (native, graph)]
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+
+
+def test_native_dropout_masks_equal_the_graph_hash_bit_for_bit(native_route):
+    x = ms.Tensor(np.ones((64, 16, 7, 7), np.float32))
+    native, graph = Dropout(0.3, salt=5, native=True), Dropout(0.3, salt=5)
+    assert native.native and not graph.native
+    masks = {True: [], False: []}
+    for layer in (native, graph):
+        layer.set_train(True)
+        for rank in (0, 0, 3):   # two calls, then a data-parallel worker's slice
+            layer.use_workers(rank, 4)
+            masks[layer.native].append(layer(x).asnumpy())
+    for a, b in zip(masks[True], masks[False]):
+        assert np.array_equal(a, b)
+    first, second, _ = masks[True]
+    assert set(np.unique(first)) == {0.0, np.float32(1 / 0.7)}
+    assert abs((first != 0).mean() - 0.7) < 0.01
+    assert 0.35 < (first != second).mean() < 0.5   # independent calls: 2 * 0.3 * 0.7 = 0.42
