@@ -66,8 +66,8 @@ def test_native_leaky_relu_equals_the_graph_ops_bit_for_bit(native_route):
         assert np.array_equal(a, b)
 
 
-def test_native_dropout_masks_equal_the_graph_hash_bit_for_bit(native_route):
-    x = ms.Tensor(np.ones((64, 16, 7, 7), np.float32))
+def test_native_dropout_equals_the_graph_hash_bit_for_bit(native_route):
+    x = ms.Tensor(np.ones((64, 16, 7, 7), np.float32))   # the outputs are the masks
     native, graph = Dropout(0.3, salt=5, native=True), Dropout(0.3, salt=5)
     assert native.native and not graph.native
     masks = {True: [], False: []}
@@ -82,3 +82,15 @@ def test_native_dropout_masks_equal_the_graph_hash_bit_for_bit(native_route):
     assert set(np.unique(first)) == {0.0, np.float32(1 / 0.7)}
     assert abs((first != 0).mean() - 0.7) < 0.01
     assert 0.35 < (first != second).mean() < 0.5   # independent calls: 2 * 0.3 * 0.7 = 0.42
+
+
+def test_native_dropout_gradient_is_the_same_mask(native_route):
+    rng = np.random.default_rng(1)
+    x, weights = (ms.Tensor(rng.standard_normal((8, 4, 6, 6)).astype(np.float32)) for _ in range(2))
+    grads = []
+    for native in (True, False):
+        layer = Dropout(0.4, salt=2, native=native)
+        layer.set_train(True)
+        grads.append(ms.grad(_Loss(layer, weights))(x).asnumpy())
+    assert np.array_equal(*grads)
+    assert (grads[0] == 0).mean() > 0.3

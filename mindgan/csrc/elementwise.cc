@@ -7,9 +7,10 @@
 //
 //   LeakyRelu(x, slope f32 [1])            -> y  = x > 0 ? x : slope * x
 //   LeakyReluGrad(dy, x, slope f32 [1])    -> dx = x > 0 ? dy : (x < 0 ? slope * dy : 0)
-//   DropoutMask(x, state i32 [4], scale f32 [1]) -> keep: `scale` where the top 24 bits of the
-//       element's hash are >= threshold, else 0. state = (calls, salt, index of x's first
-//       element, threshold); threshold = floor(p * 2^24), scale = 1 / (1 - p).
+//   Dropout(x, state i32 [4], scale f32 [1]) -> x * keep, keep = `scale` where the top 24 bits
+//       of the element's hash are >= threshold, else 0. state = (calls, salt, index of x's
+//       first element, threshold); threshold = floor(p * 2^24), scale = 1 / (1 - p). Its own
+//       gradient: dx = Dropout(dy, state, scale), the mask computed again (cheaper than kept).
 //
 // The results are bit for bit those of the graph-op versions in models.layers (relu(x) -
 // slope * relu(-x), and the same integer hash), so a run may move between the two.
@@ -62,17 +63,18 @@ int LeakyReluGrad(int, void **params, int *ndims, int64_t **shapes, const char *
   return 0;
 }
 
-int DropoutMask(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+int Dropout(int, void **params, int *ndims, int64_t **shapes, const char **, void *, void *) {
+  const float *x = static_cast<const float *>(params[0]);
   const int32_t *state = static_cast<const int32_t *>(params[1]);
   const float scale = *static_cast<const float *>(params[2]);
-  float *keep = static_cast<float *>(params[3]);
+  float *y = static_cast<float *>(params[3]);
   const int64_t n = count(ndims[0], shapes[0]);
   const uint32_t seed = mix(static_cast<uint32_t>(state[0]) * 0x85ebca77u + static_cast<uint32_t>(state[1]));
   const uint32_t first = static_cast<uint32_t>(state[2]), threshold = static_cast<uint32_t>(state[3]);
 #pragma omp parallel for simd schedule(static)
   for (int64_t i = 0; i < n; i++) {
     const uint32_t h = mix((first + static_cast<uint32_t>(i)) * 0x9e3779b1u + seed);
-    keep[i] = (h >> 8) >= threshold ? scale : 0.0f;
+    y[i] = x[i] * ((h >> 8) >= threshold ? scale : 0.0f);
   }
   return 0;
 }

@@ -13,7 +13,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 from .matmul_conv import ConvGeometry, ConvOp, same_padding
-from .native_elementwise import NativeLeakyReLU, dropout_mask_op
+from .native_elementwise import NativeDropout, NativeLeakyReLU
 from .onednn_conv import OneDNNConv
 
 __all__ = ["BatchNorm1d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
@@ -111,8 +111,7 @@ class Dropout(nn.Cell):
         self.shift = ops.RightShift()
         self.native = native and native_elementwise()
         if self.native:
-            self.mask_op = dropout_mask_op()
-            self.scale_tensor = Tensor(np.array([self.scale], np.float32))
+            self.op = NativeDropout(self.scale)
 
     def use_workers(self, rank: int, workers: int) -> None:
         """Index elements by their place in the global batch of `workers` equal slices."""
@@ -135,14 +134,13 @@ class Dropout(nn.Cell):
         if self.native:
             state = ops.concat((calls.astype(ms.int32).reshape(1),
                                 ms.Tensor([self.salt, first, self.threshold], ms.int32)))
-            keep = self.mask_op(x, state, self.scale_tensor)
-        else:
-            calls_u = calls.astype(ms.int32).astype(ms.uint32)
-            seed = self._mix(calls_u * Tensor(0x85EBCA77, ms.uint32) + Tensor(self.salt, ms.uint32))
-            index = ops.arange(first, first + x.size, dtype=ms.int32).astype(ms.uint32)
-            h = self._mix(index.reshape(x.shape) * Tensor(0x9E3779B1, ms.uint32) + seed)
-            top = self.shift(h, Tensor(8, ms.uint32))
-            keep = (top >= Tensor(self.threshold, ms.uint32)).astype(x.dtype) * self.scale
+            return self.op(x, state)
+        calls_u = calls.astype(ms.int32).astype(ms.uint32)
+        seed = self._mix(calls_u * Tensor(0x85EBCA77, ms.uint32) + Tensor(self.salt, ms.uint32))
+        index = ops.arange(first, first + x.size, dtype=ms.int32).astype(ms.uint32)
+        h = self._mix(index.reshape(x.shape) * Tensor(0x9E3779B1, ms.uint32) + seed)
+        top = self.shift(h, Tensor(8, ms.uint32))
+        keep = (top >= Tensor(self.threshold, ms.uint32)).astype(x.dtype) * self.scale
         return x * ops.stop_gradient(keep)
 
     def extend_repr(self):

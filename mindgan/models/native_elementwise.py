@@ -13,7 +13,7 @@ from mindspore import Tensor, nn, ops
 
 from .. import native
 
-__all__ = ["NativeLeakyReLU", "dropout_mask_op"]
+__all__ = ["NativeLeakyReLU", "NativeDropout"]
 
 
 def _same_shape(x, *others):
@@ -44,7 +44,18 @@ class NativeLeakyReLU(nn.Cell):
         return (self.backward(dout, x, self.slope),)
 
 
-def dropout_mask_op() -> ops.Custom:
-    """mask(x, state int32 `[4]` = (calls, salt, first index, threshold), scale float32 `[1]`)
-    -> float32 like x: `scale` where the element's hash keeps it, else 0 (`layers.Dropout`)."""
-    return _op("DropoutMask")
+class NativeDropout(nn.Cell):
+    """(x float32, state int32 `[4]` = (calls, salt, first index, threshold)) -> x * keep,
+    keep = `scale` where the element's hash keeps it, else 0 (`layers.Dropout`'s mask). The
+    gradient applies the same mask again, computed afresh (one pass, nothing kept)."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = Tensor(np.array([scale], np.float32))
+        self.apply = _op("Dropout")
+
+    def construct(self, x, state):
+        return self.apply(x, state, self.scale)
+
+    def bprop(self, x, state, out, dout):
+        return self.apply(dout, state, self.scale), ops.zeros_like(state)
