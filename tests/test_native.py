@@ -11,7 +11,7 @@ import mindspore as ms
 from mindspore import nn
 
 from helpers import REPO
-from mindgan.models.layers import Dropout, LeakyReLU
+from mindgan.models.layers import BatchNorm2d, Dropout, LeakyReLU
 from mindgan.native import library_status
 
 pytestmark = pytest.mark.skipif(library_status()[0] is None,
@@ -94,3 +94,26 @@ def test_native_dropout_gradient_is_the_same_mask(native_route):
         grads.append(ms.grad(_Loss(layer, weights))(x).asnumpy())
     assert np.array_equal(*grads)
     assert (grads[0] == 0).mean() > 0.3
+
+
+def test_native_batch_norm_trains_as_the_stock_kernel(native_route):
+    """Outputs, gradients (input, gamma, beta) and running statistics after two calls, against
+    nn.BatchNorm2d with the same parameters; inference mode is the stock kernel itself."""
+    rng = np.random.default_rng(2)
+    x = ms.Tensor((rng.standard_normal((6, 5, 4, 3)) * 2 + 0.7).astype(np.float32))
+    weights = ms.Tensor(rng.standard_normal((6, 5, 4, 3)).astype(np.float32))
+    gamma_beta = [ms.Tensor(rng.standard_normal(5).astype(np.float32)) for _ in range(2)]
+    results = []
+    for cls, extra in ((BatchNorm2d, {"native": True}), (nn.BatchNorm2d, {})):
+        bn = cls(5, momentum=0.8, eps=1e-3, **extra)
+        for p, value in zip(bn.trainable_params(), gamma_beta):
+            p.set_data(value)
+        bn.set_train(True)
+        assert getattr(bn, "native", True)
+        y = bn(x).asnumpy()
+        dx, dparams = ms.value_and_grad(_Loss(bn, weights), 0, bn.trainable_params())(x)[1]
+        bn.set_train(False)
+        results.append([y, dx.asnumpy(), *(g.asnumpy() for g in dparams),
+                        bn.moving_mean.asnumpy(), bn.moving_variance.asnumpy(), bn(x).asnumpy()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from mindspore import nn
 
-from .layers import BatchNorm1d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape
+from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape
 
 D_OUTPUT = "logit"
 # The tutorial's hyper-parameters: batch 256, 50 epochs, Adam(1e-4) with Keras's beta1 0.9,
@@ -26,7 +26,7 @@ __all__ = ["generator", "discriminator", "check", "spec_from_shapes"]
 
 
 def _bn2d(width):
-    return nn.BatchNorm2d(width, momentum=MOMENTUM, eps=EPS)
+    return BatchNorm2d(width, momentum=MOMENTUM, eps=EPS, native=True)
 
 
 class Generator(nn.Cell):

@@ -13,10 +13,10 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
 from .matmul_conv import ConvGeometry, ConvOp, same_padding
-from .native_elementwise import NativeDropout, NativeLeakyReLU
+from .native_elementwise import NativeBatchNorm, NativeDropout, NativeLeakyReLU
 from .onednn_conv import OneDNNConv
 
-__all__ = ["BatchNorm1d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
            "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "convolution_route", "native_elementwise",
            "standard_convolutions"]
 
@@ -62,6 +62,33 @@ class BatchNorm1d(nn.BatchNorm1d):
         ops.assign(self.moving_variance, self.moving_variance * (1.0 - m)
                    + ops.stop_gradient(var) * (m * n / (n - 1)))
         return centred * (ops.rsqrt(var + self.eps) * self.gamma) + self.beta
+
+
+class BatchNorm2d(nn.BatchNorm2d):
+    """`nn.BatchNorm2d` (same parameters, results to float rounding). With `native`, the
+    training-mode forward and backward are one native kernel each (`native_elementwise()`),
+    the running statistics updated here as the parent does (the new batch weighted by
+    1 - momentum, the unbiased variance); MindSpore's fused kernel runs on plain NCHW at a
+    fraction of memory speed on CPU. Inference mode is the parent's kernel, so exported graphs
+    keep a plain BatchNorm node. x float32 `[N, C, H, W]`."""
+
+    def __init__(self, *args, native: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.native = native and native_elementwise()
+        if self.native:
+            self.op = NativeBatchNorm(self.eps)
+
+    def construct(self, x):
+        if not self.training or not self.native:
+            return super().construct(x)
+        # `* 1.0`: read the parameters in the graph's order of updates (see _matmul_construct)
+        y, mean, var = self.op(x, self.gamma * 1.0, self.beta * 1.0)
+        n = x.shape[0] * x.shape[2] * x.shape[3]
+        m = self.momentum  # MindSpore stores 1 - momentum: the weight of the new batch
+        ops.assign(self.moving_mean, self.moving_mean * (1.0 - m) + ops.stop_gradient(mean) * m)
+        ops.assign(self.moving_variance, self.moving_variance * (1.0 - m)
+                   + ops.stop_gradient(var) * (m * n / (n - 1)))
+        return y
 
 
 class LeakyReLU(nn.LeakyReLU):
