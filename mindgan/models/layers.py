@@ -96,8 +96,9 @@ class LeakyReLU(nn.LeakyReLU):
     (except the subgradient at exactly 0), but the gradient is two ReLU masks instead of the
     Maximum gradient's Select/compare chain, which costs 2-3x more on CPU.
 
-    With `native` (for large tensors: convolutional feature maps), one native kernel each way
-    where `native_elementwise()` says so, with the same results bit for bit."""
+    With `native` (for large tensors: convolutional feature maps), in training one native
+    kernel each way where `native_elementwise()` says so, with the same results bit for bit;
+    inference (and so export) keeps the graph ops."""
 
     def __init__(self, alpha: float = 0.2, native: bool = False):
         super().__init__(alpha)
@@ -106,7 +107,7 @@ class LeakyReLU(nn.LeakyReLU):
             self.op = NativeLeakyReLU(alpha)
 
     def construct(self, x):
-        if self.native:
+        if self.native and self.training:
             return self.op(x)
         return ops.relu(x) - self.alpha * ops.relu(-x)
 
