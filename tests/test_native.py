@@ -11,7 +11,7 @@ import mindspore as ms
 from mindspore import nn
 
 from helpers import REPO
-from mindgan.models.layers import BatchNorm2d, Dropout, LeakyReLU
+from mindgan.models.layers import BatchNorm2d, Dropout, LeakyReLU, ReLU
 from mindgan.native import library_status
 
 pytestmark = pytest.mark.skipif(library_status()[0] is None,
@@ -61,9 +61,21 @@ def test_native_leaky_relu_equals_the_graph_ops_bit_for_bit(native_route):
     x, weights = ms.Tensor(x), ms.Tensor(rng.standard_normal((4, 8, 5, 5)).astype(np.float32))
     native, graph = LeakyReLU(0.3, native=True), LeakyReLU(0.3)
     assert native.native and not graph.native
+    native.set_train(True)
     results = [(layer(x).asnumpy(), ms.grad(_Loss(layer, weights))(x).asnumpy()) for layer in (native, graph)]
     for a, b in zip(*results):
         assert np.array_equal(a, b)
+
+
+def test_native_relu_equals_the_stock_op(native_route):
+    rng = np.random.default_rng(3)
+    x, weights = (ms.Tensor(rng.standard_normal((4, 8, 5, 5)).astype(np.float32)) for _ in range(2))
+    results = []
+    for layer in (ReLU(native=True), nn.ReLU()):
+        layer.set_train(True)
+        results.append((layer(x).asnumpy(), ms.grad(_Loss(layer, weights))(x).asnumpy()))
+    for a, b in zip(*results):
+        assert np.array_equal(a, b) and not np.signbit(results[0][0]).any()   # no -0 outputs
 
 
 def test_native_dropout_equals_the_graph_hash_bit_for_bit(native_route):

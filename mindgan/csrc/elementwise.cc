@@ -5,7 +5,7 @@
 // (a hash per element, see models.layers.Dropout) a dozen. One pass here does either at
 // memory speed. Float32 tensors of any shape, contiguous.
 //
-//   LeakyRelu(x, slope f32 [1])            -> y  = x > 0 ? x : slope * x
+//   LeakyRelu(x, slope f32 [1])            -> y  = x > 0 ? x : slope * x (a ReLU at slope 0)
 //   LeakyReluGrad(dy, x, slope f32 [1])    -> dx = x > 0 ? dy : (x < 0 ? slope * dy : 0)
 //   Dropout(x, state i32 [4], scale f32 [1]) -> x * keep, keep = `scale` where the top 24 bits
 //       of the element's hash are >= threshold, else 0. state = (calls, salt, index of x's
@@ -55,7 +55,8 @@ int LeakyRelu(int, void **params, int *ndims, int64_t **shapes, const char **, v
   float *y = static_cast<float *>(params[2]);
   const int64_t n = count(ndims[0], shapes[0]);
 #pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+  // max + slope * min: +0 (not -0) for negative x at slope 0, as a ReLU gives
+  for (int64_t i = 0; i < n; i++) y[i] = std::fmax(x[i], 0.0f) + slope * std::fmin(x[i], 0.0f);
   return 0;
 }
 

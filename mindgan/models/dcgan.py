@@ -13,7 +13,7 @@ from __future__ import annotations
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal
 
-from .layers import (BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, WholeInputConv2d,
+from .layers import (BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, WholeInputConv2d,
                      WholeInputConv2dTranspose)
 
 D_OUTPUT = "probability"
@@ -57,12 +57,12 @@ class Generator(nn.Cell):
                                                     has_bias=False, weight_init=Normal(0.02)))
         size = 4
         self.model.append(_bn(width))
-        self.model.append(nn.ReLU())
+        self.model.append(ReLU(native=True))
         for _ in range(blocks - 1):
             self.model.append(Conv2dTranspose(width, width // 2, 4, stride=2, pad_mode="pad", padding=1,
                                               has_bias=False, weight_init=Normal(0.02), input_size=size))
             self.model.append(_bn(width // 2))
-            self.model.append(nn.ReLU())
+            self.model.append(ReLU(native=True))
             width, size = width // 2, size * 2
         self.model.append(Conv2dTranspose(width, channels, 4, stride=2, pad_mode="pad", padding=1,
                                           has_bias=False, weight_init=Normal(0.02), input_size=size))

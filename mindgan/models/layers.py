@@ -16,7 +16,7 @@ from .matmul_conv import ConvGeometry, ConvOp, same_padding
 from .native_elementwise import NativeBatchNorm, NativeDropout, NativeLeakyReLU
 from .onednn_conv import OneDNNConv
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LeakyReLU", "Dropout", "Reshape", "WholeInputConv2d",
+__all__ = ["BatchNorm1d", "BatchNorm2d", "LeakyReLU", "ReLU", "Dropout", "Reshape", "WholeInputConv2d",
            "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "convolution_route", "native_elementwise",
            "standard_convolutions"]
 
@@ -110,6 +110,23 @@ class LeakyReLU(nn.LeakyReLU):
         if self.native and self.training:
             return self.op(x)
         return ops.relu(x) - self.alpha * ops.relu(-x)
+
+
+class ReLU(nn.ReLU):
+    """`nn.ReLU`; with `native`, in training the native kernel each way (`LeakyReLU`'s at slope
+    0) where `native_elementwise()` says so. Same values; gradients equal up to the sign of
+    zeros. Inference (and so export) keeps the stock op."""
+
+    def __init__(self, native: bool = False):
+        super().__init__()
+        self.native = native and native_elementwise()
+        if self.native:
+            self.op = NativeLeakyReLU(0.0)
+
+    def construct(self, x):
+        if self.native and self.training:
+            return self.op(x)
+        return super().construct(x)
 
 
 class Dropout(nn.Cell):
