@@ -107,7 +107,8 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
     """Pick oneDNN's instruction set before MindSpore loads; returns what was decided.
 
     `convolutional`: whether the work runs MindSpore's own convolution kernels (True, False, or
-    a model family's name: then its `convolution_route`, and True where that is "stock"). On
+    a model family's name: then its `convolution_route`, and True where that is "stock";
+    the native route also sets OMP_WAIT_POLICY=PASSIVE unless the user set it). On
     CPUs with AVX-512, MindSpore 2.10's oneDNN runs their input gradients and transposed
     convolutions with a reference kernel (~1 GFLOP/s: 14.5 s for one dcgan-mnist training step
     at batch 64 here); capped at AVX2 it picks its im2col+GEMM kernel (0.42 s). The cap halves
@@ -124,6 +125,12 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
         if family in CONVOLUTIONAL:
             chosen = convolution_route(family, flags)
             route, convolutional = f"; {_ROUTE_NAMES[chosen]}", chosen == "stock"
+            if chosen == "onednn" and "mindspore" not in sys.modules:
+                # The native kernels' OpenMP threads then sleep between kernels instead of
+                # spinning (libgomp's default), which took a core from MindSpore's threads:
+                # dcgan step 1.84-1.91 vs 1.96-1.99 s. libgomp reads it once, when MindSpore
+                # loads it.
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if _KERNELS_CHOSEN:
         return _KERNELS_CHOSEN + route
     if "ONEDNN_MAX_CPU_ISA" in os.environ:
