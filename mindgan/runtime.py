@@ -125,6 +125,10 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
         if family in CONVOLUTIONAL:
             chosen = convolution_route(family, flags)
             route, convolutional = f"; {_ROUTE_NAMES[chosen]}", chosen == "stock"
+            if chosen != "onednn" and not forced_convolutions():
+                from .native import library_status
+
+                route += f" (native kernels not built: {library_status()[1]})"
             if chosen == "onednn" and "mindspore" not in sys.modules:
                 # The native kernels' OpenMP threads then sleep between kernels instead of
                 # spinning (libgomp's default), which took a core from MindSpore's threads:
