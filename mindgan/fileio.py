@@ -1,4 +1,4 @@
-"""Atomic file output: write beside the target, then rename over it."""
+"""Atomic file output (write beside the target, then rename over it), and where caches live."""
 from __future__ import annotations
 
 import contextlib
@@ -33,3 +33,12 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_output(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def cache_dir(name: str) -> Path:
+    """The cache folder `name` (decoded image sets, built kernels): `$MINDGAN_CACHE/name`,
+    else `$XDG_CACHE_HOME/mindgan/name`, else `~/.cache/mindgan/name`. Not created here."""
+    if os.environ.get("MINDGAN_CACHE"):
+        return Path(os.environ["MINDGAN_CACHE"]) / name
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mindgan" / name

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .download import fetch, reason
-from .fileio import atomic_output
+from .fileio import atomic_output, cache_dir
 
 __all__ = ["Preprocess", "ImageSetError", "list_images", "decode", "load_images",
            "image_cache_dir", "parse_colour", "download_faces", "FACES_URL", "IMAGE_SUFFIXES"]
@@ -74,10 +74,7 @@ def parse_colour(text: str) -> tuple[int, int, int]:
 
 def image_cache_dir() -> Path:
     """Where decoded sets are cached: `$MINDGAN_CACHE/images`, else ~/.cache/mindgan/images."""
-    if os.environ.get("MINDGAN_CACHE"):
-        return Path(os.environ["MINDGAN_CACHE"]) / "images"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mindgan" / "images"
+    return cache_dir("images")
 
 
 def _is_image_name(name: str) -> bool:

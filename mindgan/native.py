@@ -4,8 +4,8 @@ One library of MindSpore "aot" custom operators: `csrc/onednn_conv.cc` runs conv
 through the oneDNN that MindSpore ships, with blocked layouts (`models.onednn_conv`);
 `csrc/elementwise.cc` runs leaky ReLU and dropout masks in one pass each (`models.layers`).
 It is built with the system's C++ compiler (`$CXX`, else g++) against MindSpore's own
-`lib/libdnnl.so.3`, once per source, compiler and MindSpore install, into `$MINDGAN_CACHE`
-(default `~/.cache/mindgan`). Nothing here imports MindSpore, so `runtime` can ask before
+`lib/libdnnl.so.3`, once per source, compiler and MindSpore install, into `$MINDGAN_CACHE/kernels`
+(default `~/.cache/mindgan/kernels`). Nothing here imports MindSpore, so `runtime` can ask before
 MindSpore loads; where the library cannot be built the layers keep their graph-op routes, and
 `library_status()` says why.
 """
@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from .fileio import cache_dir
 
 __all__ = ["NativeUnavailable", "library", "library_status", "conv_implementations",
            "SOURCES"]
@@ -42,15 +44,6 @@ def _mindspore_lib() -> Path:
     return lib
 
 
-def cache_dir() -> Path:
-    """Where built kernels are kept: $MINDGAN_CACHE, else $XDG_CACHE_HOME/mindgan, else
-    ~/.cache/mindgan."""
-    if os.environ.get("MINDGAN_CACHE"):
-        return Path(os.environ["MINDGAN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mindgan"
-
-
 def _build(lib: Path) -> Path:
     compiler = os.environ.get("CXX") or "g++"
     if shutil.which(compiler) is None:
@@ -59,7 +52,7 @@ def _build(lib: Path) -> Path:
     sources = b"".join(source.read_bytes() for source in SOURCES)
     stamp = f"{sources!r}{compiler}{FLAGS}{dnnl.resolve()}{dnnl.stat().st_size}"
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
-    target = cache_dir() / f"mindgan_cpu-{digest}.so"
+    target = cache_dir("kernels") / f"mindgan_cpu-{digest}.so"
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
