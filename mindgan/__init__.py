@@ -9,4 +9,4 @@ any generator), `data` (MNIST IDX loader, download, batches), `viz` (grids, plot
 `fileio`, `cli`. Command lines: `python -m mindgan.train` (module `train`), `mindgan.infer`,
 `mindgan.export`, `mindgan.evaluate`, `mindgan.data`, `mindgan.classifier`.
 """
-__version__ = "0.2.0"
+__version__ = "0.3.0"
