@@ -2,10 +2,13 @@
 import os
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 
 from helpers import REPO
+from mindgan.runtime import HostSync
 
 PROBE = """
 import os, sys
@@ -102,3 +105,27 @@ def test_forcing_the_native_kernel_where_it_cannot_be_built_is_one_line(no_compi
     assert out.stderr.strip().splitlines()[-1].endswith(
         "error: MINDGAN_CPU_CONVOLUTIONS=onednn: no C++ compiler (no-such-compiler) on PATH")
     assert "Traceback" not in out.stderr
+
+
+class _Pending:
+    """Stands in for a step's result tensor: ready `duration` s after it was launched."""
+
+    def __init__(self, duration):
+        self.ready = time.perf_counter() + duration
+
+    def asnumpy(self):
+        while time.perf_counter() < self.ready:   # MindSpore's wait spins too
+            pass
+        return np.zeros(1)
+
+
+def test_host_sync_learns_to_sleep_through_most_of_a_long_step():
+    """With 0.4-s calls it sleeps through most of each within a few calls (a 1-s cap once left
+    2-s dcgan steps spinning for their last second), and never longer than a call took."""
+    sync = HostSync(enabled=True)
+    for _ in range(6):
+        sync.fetch(_Pending(0.4))
+    assert 0.3 < sync.sleep <= 0.4
+    for _ in range(3):   # steps become shorter: the sleep follows them down
+        sync.fetch(_Pending(0.1))
+    assert sync.sleep <= 0.4 * 0.9 ** 2
