@@ -21,6 +21,16 @@ __all__ = ["BatchNorm1d", "BatchNorm2d", "LeakyReLU", "ReLU", "Dropout", "Reshap
            "standard_convolutions"]
 
 
+def _update_running_statistics(bn, mean, var, n):
+    """A batch norm's running statistics after a batch of `n` values per channel with (biased)
+    `var`, as MindSpore's kernel updates them: the new batch weighted by `bn.momentum` (MindSpore
+    stores 1 - momentum), the variance unbiased."""
+    m = bn.momentum
+    ops.assign(bn.moving_mean, bn.moving_mean * (1.0 - m) + ops.stop_gradient(mean) * m)
+    ops.assign(bn.moving_variance, bn.moving_variance * (1.0 - m)
+               + ops.stop_gradient(var) * (m * n / (n - 1)))
+
+
 class BatchNorm1d(nn.BatchNorm1d):
     """`nn.BatchNorm1d` with the same parameters and results (to float rounding), whose
     training-mode forward is written in sums and elementwise ops. x float32 `[N, C]`.
@@ -57,10 +67,7 @@ class BatchNorm1d(nn.BatchNorm1d):
         mean = self._batch_sum(x) * (1.0 / n)
         centred = x - mean
         var = self._batch_sum(centred * centred) * (1.0 / n)
-        m = self.momentum  # MindSpore stores 1 - momentum: the weight of the new batch
-        ops.assign(self.moving_mean, self.moving_mean * (1.0 - m) + ops.stop_gradient(mean) * m)
-        ops.assign(self.moving_variance, self.moving_variance * (1.0 - m)
-                   + ops.stop_gradient(var) * (m * n / (n - 1)))
+        _update_running_statistics(self, mean, var, n)
         return centred * (ops.rsqrt(var + self.eps) * self.gamma) + self.beta
 
 
@@ -83,11 +90,7 @@ class BatchNorm2d(nn.BatchNorm2d):
             return super().construct(x)
         # `* 1.0`: read the parameters in the graph's order of updates (see _matmul_construct)
         y, mean, var = self.op(x, self.gamma * 1.0, self.beta * 1.0)
-        n = x.shape[0] * x.shape[2] * x.shape[3]
-        m = self.momentum  # MindSpore stores 1 - momentum: the weight of the new batch
-        ops.assign(self.moving_mean, self.moving_mean * (1.0 - m) + ops.stop_gradient(mean) * m)
-        ops.assign(self.moving_variance, self.moving_variance * (1.0 - m)
-                   + ops.stop_gradient(var) * (m * n / (n - 1)))
+        _update_running_statistics(self, mean, var, x.shape[0] * x.shape[2] * x.shape[3])
         return y
 
 
@@ -139,9 +142,8 @@ class Dropout(nn.Cell):
     where the top 24 bits of a 32-bit integer hash of (element index, calls, `salt`) are at
     least p * 2^24. Integer arithmetic: the same masks on every device. (Up to mindgan 0.2.0 the
     masks came from a sine hash: a run resumed across that change draws different, equally
-    random, masks.) With `native`, the
-    mask is one native kernel (`native_elementwise()`), bit for bit the same.
-    Inference mode is the identity.
+    random, masks.) With `native`, x * mask is one native kernel each way
+    (`native_elementwise()`), bit for bit the same. Inference mode is the identity.
     """
 
     def __init__(self, p: float, salt: int = 0, native: bool = False):
