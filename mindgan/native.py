@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .fileio import cache_dir
+from .fileio import cache_dir, write_text
 
 __all__ = ["NativeUnavailable", "library", "library_status", "conv_implementations",
            "SOURCES"]
@@ -53,7 +53,7 @@ def _build(lib: Path) -> Path:
     stamp = f"{sources!r}{compiler}{FLAGS}{dnnl.resolve()}{dnnl.stat().st_size}"
     digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
     target = cache_dir("kernels") / f"mindgan_cpu-{digest}.so"
-    if target.exists():
+    if _intact(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     # Built under a temporary name and renamed: concurrent workers (msrun) never load half a file.
@@ -67,10 +67,30 @@ def _build(lib: Path) -> Path:
             raise NativeUnavailable(f"{compiler} could not build mindgan/csrc "
                                     f"(exit {done.returncode}): {first}")
         os.replace(tmp, target)
+        write_text(_checksum_file(target), _sha256(target))
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return target
+
+
+def _checksum_file(library: Path) -> Path:
+    return library.with_suffix(".sha256")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _intact(library: Path) -> bool:
+    """Whether `library` is there as it was built: a damaged shared library (a truncated file)
+    does not fail to load, it kills the process with a bus error, so it is checked first and
+    built again if it does not match."""
+    checksum = _checksum_file(library)
+    try:
+        return library.exists() and checksum.read_text().strip() == _sha256(library)
+    except OSError:
+        return False
 
 
 def _threads() -> int:

@@ -33,7 +33,20 @@ def test_the_library_is_built_once_into_the_cache_and_reused(tmp_path):
                              text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         assert str(tmp_path / "kernels") in out.stdout and "built" in out.stdout
-    assert [p.suffix for p in (tmp_path / "kernels").iterdir()] == [".so"]   # no temporary left
+    assert sorted(p.suffix for p in (tmp_path / "kernels").iterdir()) == [".sha256", ".so"]  # no temporary
+
+
+def test_a_damaged_cached_library_is_built_again_not_loaded(tmp_path):
+    """A truncated shared library would kill the process with a bus error when loaded."""
+    env = {**os.environ, "MINDGAN_CACHE": str(tmp_path)}
+    build = [sys.executable, "-c", BUILD]
+    assert subprocess.run(build, cwd=REPO, env=env, capture_output=True, timeout=300).returncode == 0
+    library = next((tmp_path / "kernels").glob("*.so"))
+    whole = library.read_bytes()
+    library.write_bytes(whole[:5000])
+    out = subprocess.run(build, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "built" in out.stdout, out.stderr
+    assert library.stat().st_size > 5000
 
 
 def test_a_compiler_that_fails_is_a_one_line_reason(tmp_path):
