@@ -82,6 +82,11 @@ def choose_kernels(parser: argparse.ArgumentParser, args, convolutional: bool | 
     --verbose; a bad MINDGAN_CPU_CONVOLUTIONS is a one-line error."""
     from .runtime import choose_cpu_kernels
 
+    device = getattr(args, "device_target", "auto")
+    if device in ("GPU", "Ascend"):   # nothing to choose (nor native kernels to build)
+        if getattr(args, "verbose", False):
+            print(f"CPU kernels: not chosen (--device_target {device})", file=sys.stderr)
+        return
     try:
         kernels = choose_cpu_kernels(convolutional)
     except ValueError as exc:

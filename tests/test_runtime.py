@@ -129,3 +129,14 @@ def test_host_sync_learns_to_sleep_through_most_of_a_long_step():
     for _ in range(3):   # steps become shorter: the sleep follows them down
         sync.fetch(_Pending(0.1))
     assert sync.sleep <= 0.4 * 0.9 ** 2
+
+
+def test_an_accelerator_target_chooses_no_cpu_kernels(tmp_path):
+    """--device_target GPU: no CPU kernel choice, no native build (this machine then says it
+    has no GPU, in one line)."""
+    env = {**os.environ, "GLOG_v": "3", "MINDGAN_CACHE": str(tmp_path), "MINDGAN_CPU_CONVOLUTIONS": "auto"}
+    out = subprocess.run([sys.executable, "-m", "mindgan.train", "--model", "dcgan", "--device_target", "GPU",
+                          "--verbose", "--epochs", "1"], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert "CPU kernels: not chosen (--device_target GPU)" in out.stderr
+    assert not (tmp_path / "kernels").exists()
