@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from .download import fetch, reason
-from .fileio import atomic_output
+from .fileio import atomic_output, cache_dir
 
 __all__ = [
     "IdxFormatError", "read_idx", "load_mnist", "find_mnist", "download_mnist",
@@ -139,10 +139,9 @@ def _find_in(root: Path, split: str) -> dict[str, Path] | None:
 
 def default_cache_dir() -> Path:
     """Where downloads go: `$MINDGAN_CACHE`, else `$XDG_CACHE_HOME/mindgan/mnist` (~/.cache)."""
-    if os.environ.get("MINDGAN_CACHE"):
+    if os.environ.get("MINDGAN_CACHE"):   # the downloads themselves, not a subfolder
         return Path(os.environ["MINDGAN_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mindgan" / "mnist"
+    return cache_dir("mnist")
 
 
 def find_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from .fileio import cache_dir, write_text
 
-__all__ = ["NativeUnavailable", "library", "library_status", "conv_implementations",
-           "SOURCES"]
+__all__ = ["NativeUnavailable", "library", "library_status", "custom_op", "SOURCES"]
 
 SOURCES = [Path(__file__).parent / "csrc" / name for name in ("onednn_conv.cc", "elementwise.cc")]
 FLAGS = ["-O2", "-std=c++17", "-shared", "-fPIC", "-fopenmp"]
@@ -130,14 +129,21 @@ def library() -> str:
     return path
 
 
-def conv_implementations() -> list[str]:
-    """oneDNN's implementation for each convolution the kernel has run in this process, e.g.
-    "forward 256,64,14,14,...: brg_conv_fwd:avx512_core"."""
-    path, _ = _load()
-    if path is None:
-        return []
-    library = ctypes.CDLL(path)
-    size = library.mindgan_conv_implementations(None, 0)
-    buffer = ctypes.create_string_buffer(size)
-    library.mindgan_conv_implementations(buffer, size)
-    return buffer.value.decode().splitlines()
+class _SameDtypes:
+    """out_dtype of a custom op: the first input's dtype for each of `outputs` outputs."""
+
+    def __init__(self, outputs: int):
+        self.outputs = outputs
+
+    def __call__(self, first, *others):
+        return first if self.outputs == 1 else [first] * self.outputs
+
+
+def custom_op(name: str, out_shape, outputs: int = 1):
+    """A MindSpore "aot" custom operator running the library's function `name` (NativeUnavailable
+    where it cannot be built), with `outputs` float outputs of the first input's dtype and
+    shapes from `out_shape(*input_shapes)`."""
+    from mindspore import ops
+
+    return ops.Custom(f"{library()}:{name}", out_shape=out_shape, out_dtype=_SameDtypes(outputs),
+                      func_type="aot")

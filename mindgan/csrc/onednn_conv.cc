@@ -19,7 +19,6 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <functional>
 #include <map>
 #include <memory>
@@ -53,6 +52,7 @@ dnnl_status_t dnnl_threadpool_interop_stream_create(dnnl_stream_t *, dnnl_engine
 dnnl_status_t dnnl_stream_wait(dnnl_stream_t);
 dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *, int ndims, const dnnl_dims_t,
                                                int data_type, int tag);
+dnnl_status_t dnnl_memory_desc_destroy(dnnl_memory_desc_t);
 int dnnl_memory_desc_equal(const_dnnl_memory_desc_t, const_dnnl_memory_desc_t);
 size_t dnnl_memory_desc_get_size(const_dnnl_memory_desc_t);
 dnnl_status_t dnnl_memory_create(dnnl_memory_t *, const_dnnl_memory_desc_t, dnnl_engine_t, void *handle);
@@ -77,7 +77,7 @@ dnnl_status_t dnnl_reorder_primitive_desc_create(dnnl_primitive_desc_t *, const_
                                                  dnnl_engine_t, const_dnnl_memory_desc_t dst,
                                                  dnnl_engine_t, const void *attr);
 const_dnnl_memory_desc_t dnnl_primitive_desc_query_md(const dnnl_primitive_desc_t, int what, int index);
-dnnl_status_t dnnl_primitive_desc_query(const dnnl_primitive_desc_t, int what, int index, void *result);
+dnnl_status_t dnnl_primitive_desc_destroy(dnnl_primitive_desc_t);
 dnnl_status_t dnnl_primitive_create(dnnl_primitive_t *, const dnnl_primitive_desc_t);
 dnnl_status_t dnnl_primitive_execute(const dnnl_primitive_t, dnnl_stream_t, int nargs,
                                      const dnnl_exec_arg_t *args);
@@ -86,7 +86,7 @@ dnnl_status_t dnnl_primitive_execute(const dnnl_primitive_t, dnnl_stream_t, int 
 // oneDNN 3.x C API constants (dnnl_types.h / dnnl_common_types.h).
 enum : int {
   kCpuEngine = 1, kF32 = 3, kFormatAny = 1, kFormatAbcd = 5, kForwardTraining = 64,
-  kConvolutionDirect = 1, kQueryImplInfoStr = 8, kQueryExecArgMd = 255,
+  kConvolutionDirect = 1, kQueryExecArgMd = 255,
   kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgDiffSrc = 129, kArgDiffDst = 145,
   kArgDiffWeights = 161,
 };
@@ -156,9 +156,11 @@ dnnl_memory_desc_t desc(const dnnl_dims_t dims, int tag) {
   return md;
 }
 
+// The primitive of `pd`, which it then frees (a primitive keeps what it needs).
 dnnl_primitive_t primitive(dnnl_primitive_desc_t pd) {
   dnnl_primitive_t p;
   check(dnnl_primitive_create(&p, pd), "primitive_create");
+  dnnl_primitive_desc_destroy(pd);
   return p;
 }
 
@@ -175,14 +177,16 @@ struct Argument {
     dnnl_memory_desc_t plain = desc(dims, kFormatAbcd);
     const_dnnl_memory_desc_t wanted = dnnl_primitive_desc_query_md(pd, kQueryExecArgMd, id);
     check(dnnl_memory_create(&user, plain, c.engine, nullptr), "memory_create");
-    if (dnnl_memory_desc_equal(plain, wanted)) return;
-    check(dnnl_memory_create(&blocked, wanted, c.engine, (void *)(size_t)-1), "memory_create");
-    dnnl_primitive_desc_t rpd;
-    if (output)
-      check(dnnl_reorder_primitive_desc_create(&rpd, wanted, c.engine, plain, c.engine, nullptr), "reorder");
-    else
-      check(dnnl_reorder_primitive_desc_create(&rpd, plain, c.engine, wanted, c.engine, nullptr), "reorder");
-    reorder = primitive(rpd);
+    if (!dnnl_memory_desc_equal(plain, wanted)) {
+      check(dnnl_memory_create(&blocked, wanted, c.engine, (void *)(size_t)-1), "memory_create");
+      dnnl_primitive_desc_t rpd;
+      if (output)
+        check(dnnl_reorder_primitive_desc_create(&rpd, wanted, c.engine, plain, c.engine, nullptr), "reorder");
+      else
+        check(dnnl_reorder_primitive_desc_create(&rpd, plain, c.engine, wanted, c.engine, nullptr), "reorder");
+      reorder = primitive(rpd);
+    }
+    dnnl_memory_desc_destroy(plain);  // memories keep their own copies
   }
 
   dnnl_memory_t bind(void *data) {
@@ -199,7 +203,6 @@ struct Argument {
 
 struct Plan {
   dnnl_primitive_t conv = nullptr;
-  std::string impl;
   std::vector<Argument> args;  // two inputs, then the output
 };
 
@@ -241,10 +244,9 @@ std::unique_ptr<Plan> make_plan(Kind kind, const Geometry &g) {
     plan->args = {Argument(kArgSrc, false, pd, g.x), Argument(kArgDiffDst, false, pd, g.y),
                   Argument(kArgDiffWeights, true, pd, g.w)};
   }
-  const char *impl = nullptr;
-  check(dnnl_primitive_desc_query(pd, kQueryImplInfoStr, 0, &impl), "primitive_desc_query");
-  plan->impl = impl ? impl : "?";
   plan->conv = primitive(pd);
+  if (kind != kForward) dnnl_primitive_desc_destroy(hint);
+  for (dnnl_memory_desc_t md : {x, w, y}) dnnl_memory_desc_destroy(md);
   return plan;
 }
 
@@ -316,19 +318,6 @@ int mindgan_conv_check(void) {
 
 void mindgan_conv_set_threads(int threads) {
   if (threads > 0) context().pool.threads = threads;
-}
-
-// The oneDNN implementations chosen so far, one "kind shape: impl" per line (benchmarks).
-size_t mindgan_conv_implementations(char *out, size_t size) {
-  static const char *kinds[] = {"forward", "backward_data", "backward_weights"};
-  std::lock_guard<std::mutex> lock(plans_mutex);
-  std::string text;
-  for (auto &entry : plans) {
-    int kind = entry.first[0] - '0';
-    text += std::string(kinds[kind]) + " " + entry.first.substr(2) + ": " + entry.second->impl + "\n";
-  }
-  if (out && size) std::snprintf(out, size, "%s", text.c_str());
-  return text.size() + 1;
 }
 
 }  // extern "C"

@@ -285,7 +285,9 @@ def _padding(pad_mode, padding, size, kernel, stride):
 
 class _RoutedConvolution(_Replaceable):
     """What `Conv2d` and `Conv2dTranspose` share: a route (`convolution_route`) and the
-    geometry for it. NCHW in and out; pixel rows `[N, H·W, C]` inside on the MatMul route."""
+    geometry for it. NCHW in and out; pixel rows `[N, H·W, C]` inside on the MatMul route.
+    (Each subclass writes its own four-line `construct`: `super().construct()` called from a
+    mixin's construct recurses forever in graph mode.)"""
 
     def _choose_route(self, input_size, transpose: bool) -> None:
         """Work out the geometry for inputs of `input_size` pixels and choose the route."""

@@ -21,13 +21,8 @@ def _same_shape(x, *others):
     return x
 
 
-def _same_dtype(x, *others):
-    return x
-
-
-def _op(name: str) -> ops.Custom:
-    return ops.Custom(f"{native.library()}:{name}", out_shape=_same_shape, out_dtype=_same_dtype,
-                      func_type="aot")
+def _op(name: str):
+    return native.custom_op(name, _same_shape)
 
 
 class NativeLeakyReLU(nn.Cell):
@@ -72,14 +67,6 @@ class _StatsShape:
         return [x] + [[x[1]]] * (self.outputs - 1)
 
 
-class _Dtypes:
-    def __init__(self, outputs: int):
-        self.outputs = outputs
-
-    def __call__(self, x, *others):
-        return [x] * self.outputs
-
-
 class NativeBatchNorm(nn.Cell):
     """Training-mode batch norm of x float32 `[N, C, H, W]`: (x, gamma `[C]`, beta `[C]`) ->
     (y, batch mean `[C]`, biased batch variance `[C]`), with its gradient as a custom bprop
@@ -88,11 +75,8 @@ class NativeBatchNorm(nn.Cell):
     def __init__(self, eps: float):
         super().__init__()
         self.eps = Tensor(np.array([eps], np.float32))
-        library = native.library()
-        self.forward = ops.Custom(f"{library}:BatchNormTraining", out_shape=_StatsShape(3),
-                                  out_dtype=_Dtypes(3), func_type="aot")
-        self.backward = ops.Custom(f"{library}:BatchNormTrainingGrad", out_shape=_StatsShape(3),
-                                   out_dtype=_Dtypes(3), func_type="aot")
+        self.forward = native.custom_op("BatchNormTraining", _StatsShape(3), outputs=3)
+        self.backward = native.custom_op("BatchNormTrainingGrad", _StatsShape(3), outputs=3)
 
     def construct(self, x, gamma, beta):
         return self.forward(x, gamma, beta, self.eps)

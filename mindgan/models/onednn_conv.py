@@ -11,7 +11,7 @@ serves both, with the other two as its custom bprop. Built by `native.library()`
 from __future__ import annotations
 
 import numpy as np
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, nn
 
 from .. import native
 
@@ -29,10 +29,6 @@ class _Shape:
         return [a[0], w[self.channel]] + self.size
 
 
-def _same_dtype(a, b, geometry):
-    return a
-
-
 class OneDNNConv(nn.Cell):
     """A convolution from X (`in_hw` pixels) to Y (`out_hw`), kernel `[O, C, kh, kw]`, `stride`,
     padding `pad` (top, left) before X, the rest after as the sizes imply. NCHW float32.
@@ -44,16 +40,14 @@ class OneDNNConv(nn.Cell):
 
     def __init__(self, in_hw, out_hw, kernel, stride, pad, transpose: bool = False):
         super().__init__()
-        library = native.library()
         self.transpose = transpose
         self.geometry = Tensor(np.array([*stride, *pad], np.int32))
 
         def op(name, shape):
-            custom = ops.Custom(f"{library}:{name}", out_shape=shape, out_dtype=_same_dtype,
-                                func_type="aot")
             # PyNative caches a custom op's output shape by its name, attributes and input
             # shapes; the geometry's values (padding) also decide it, so they are an attribute.
-            return custom.add_prim_attr("geometry", f"{in_hw} {out_hw} {kernel} {stride} {pad}")
+            return native.custom_op(name, shape).add_prim_attr(
+                "geometry", f"{in_hw} {out_hw} {kernel} {stride} {pad}")
 
         self.forward = op("ConvForward", _Shape(0, out_hw))
         self.backward_data = op("ConvBackwardData", _Shape(1, in_hw))
