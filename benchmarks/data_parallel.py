@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--data_dir", default=None, help="image folder for dcgan (MNIST otherwise)")
     args = p.parse_args(argv)
-    print(f"| model | global batch | " + " | ".join(f"{w} worker{'s' * (w > 1)}" for w in args.workers)
+    print("| model | global batch | " + " | ".join(f"{w} worker{'s' * (w > 1)}" for w in args.workers)
           + " |\n|---|---|" + "---|" * len(args.workers))
     with tempfile.TemporaryDirectory() as tmp:
         for model in args.models:

@@ -46,8 +46,8 @@ def main() -> int:
     cores = os.cpu_count() or 1
     rows = []
     for workers in sorted({1, cores}):
-        seconds = best_of(lambda: load_images(args.source, prep, cache=False, workers=workers,
-                                              progress=False), args.repeat)
+        seconds = best_of(lambda w=workers: load_images(args.source, prep, cache=False, workers=w,
+                                                  progress=False), args.repeat)
         images = load_images(args.source, prep, cache=False, workers=1, progress=False)
         rows.append((f"decode, {workers} worker{'s' * (workers > 1)}", f"{seconds:.2f} s",
                      f"{len(images) / seconds:.0f} images/s"))
@@ -59,6 +59,7 @@ def main() -> int:
 
 
     import mindspore as ms
+
     from mindgan.data import batch_indices
 
     ms.set_device("CPU")
@@ -72,7 +73,7 @@ def main() -> int:
 
     order = batch_indices(len(images), args.batch_size, 0, 0)
     batch(dataset, ms.Tensor(order[0])).asnumpy()  # compile
-    gather = statistics.median(best_of(lambda: batch(dataset, ms.Tensor(order[i])).asnumpy(), 1)
+    gather = statistics.median(best_of(lambda i=i: batch(dataset, ms.Tensor(order[i])).asnumpy(), 1)
                                for i in range(min(steps, 20)))
     per_epoch = index_s + steps * gather
     rows.append(("shuffle indices, per epoch", f"{index_s * 1e3:.2f} ms", ""))

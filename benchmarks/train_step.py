@@ -99,7 +99,6 @@ def mindgan_worker(args) -> dict:
 
 def torch_nets(model: str, image_size: int):
     """PyTorch twins of mindgan's families: (G, D, D gives logits?)."""
-    import torch
     from torch import nn
 
     if model == "mlp":
@@ -220,7 +219,8 @@ def main(argv=None) -> int:
     p.add_argument("--model", choices=tuple(PRESETS), default="mlp")
     p.add_argument("--batch_size", type=int, default=None, help="default: the family's (128, 256, 128)")
     p.add_argument("--image_size", type=int, default=64, help="dcgan's image side (default 64)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps per round (default 200 mlp, 10 dcgan-mnist, 6 dcgan)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps per round (default 200 mlp, 10 dcgan-mnist, 6 dcgan)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps after the first call")
     p.add_argument("--rounds", type=int, default=3, help="processes per framework, alternating (default 3)")
     p.add_argument("--steps_per_call", type=int, default=0,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
 from .models import build, family

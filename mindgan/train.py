@@ -11,8 +11,17 @@ import json
 import sys
 from pathlib import Path
 
-from .cli import (Parser, add_runtime_flags, choose_kernels, non_negative, one_line_errors, parse,
-                  positive, start, unit_interval)
+from .cli import (
+    Parser,
+    add_runtime_flags,
+    choose_kernels,
+    non_negative,
+    one_line_errors,
+    parse,
+    positive,
+    start,
+    unit_interval,
+)
 
 FAMILIES = ("mlp", "dcgan", "dcgan-mnist")  # mindgan.models.FAMILIES, without importing MindSpore
 
@@ -72,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--channels", type=int, choices=(1, 3), default=None,
       help="image channels: 1 (grayscale) or 3 (RGB) (default: 1 for MNIST, 3 for image files)")
     a("--ngf", type=positive("ngf"), default=None, help="generator width of the convolutional families (default 64)")
-    a("--ndf", type=positive("ndf"), default=None, help="discriminator width of the convolutional families (default 64)")
+    a("--ndf", type=positive("ndf"), default=None,
+      help="discriminator width of the convolutional families (default 64)")
     a("--noise", choices=("normal", "uniform"), default=None,
       help="z ~ N(0, 1) (default) or uniform in [-1, 1] (carpedm20's DCGAN)")
     a("--g_steps", type=positive("g_steps"), default=None,

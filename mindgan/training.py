@@ -9,16 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-
 import mindspore as ms
+import numpy as np
 
 from . import parallel
 from .checkpoint import atomic_save, load_state, save_generator, save_state
 from .config import TrainConfig
 from .data import batch_indices
-from .gan import (GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step,
-                  sample, steps_noise)
+from .gan import GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step, sample, steps_noise
 from .models import build_generator
 from .rundir import LOG_COLUMNS, MetricsLog, RunLog, prepare_run_dir, write_config
 from .runtime import HostSync, StopRequest

@@ -4,13 +4,12 @@ import subprocess
 import sys
 import time
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
-
 import tutorial_reference
 from helpers import REPO
+
 from mindgan.checkpoint import CheckpointError, atomic_save, load_generator
 from mindgan.models import Discriminator, Generator
 

@@ -4,36 +4,54 @@ same weights, layer by layer and through whole networks, and export still writes
 Conv nodes."""
 import contextlib
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
 from mindspore import nn
 
-from mindgan.models import ModelSpec, build
+from mindgan.models import ModelSpec, build, layers
+from mindgan.models.layers import (
+    Conv2d,
+    Conv2dTranspose,
+    WholeInputConv2d,
+    WholeInputConv2dTranspose,
+    standard_convolutions,
+)
 from mindgan.native import library_status
-from mindgan.models import layers
-from mindgan.models.layers import (Conv2d, Conv2dTranspose, WholeInputConv2d,
-                                   WholeInputConv2dTranspose, standard_convolutions)
 
 # (ours, stock, constructor arguments, input side): every configuration the families use, with
 # narrow (< matmul_conv.NARROW) and wide inputs of the convolution, whose gradients differ.
 CASES = [
-    (Conv2d, nn.Conv2d, dict(in_channels=3, out_channels=5, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 14),
-    (Conv2d, nn.Conv2d, dict(in_channels=3, out_channels=5, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 13),
-    (Conv2d, nn.Conv2d, dict(in_channels=3, out_channels=5, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 16),
-    (Conv2d, nn.Conv2d, dict(in_channels=2, out_channels=3, kernel_size=3, stride=1, pad_mode="valid", has_bias=True), 6),
-    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=5, stride=1, pad_mode="same", has_bias=False), 7),
-    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 7),
-    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 8),
-    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 3),
-    (Conv2d, nn.Conv2d, dict(in_channels=32, out_channels=8, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 9),
-    (Conv2d, nn.Conv2d, dict(in_channels=32, out_channels=8, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 8),
-    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=8, out_channels=32, kernel_size=5, stride=1, pad_mode="same", has_bias=False), 5),
-    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=8, out_channels=32, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 5),
-    (Conv2dTranspose, nn.Conv2dTranspose, dict(in_channels=8, out_channels=32, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 4),
-    (WholeInputConv2dTranspose, nn.Conv2dTranspose, dict(in_channels=6, out_channels=4, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 1),
-    (WholeInputConv2d, nn.Conv2d, dict(in_channels=6, out_channels=1, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 4),
+    (Conv2d, nn.Conv2d,
+     dict(in_channels=3, out_channels=5, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 14),
+    (Conv2d, nn.Conv2d,
+     dict(in_channels=3, out_channels=5, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 13),
+    (Conv2d, nn.Conv2d,
+     dict(in_channels=3, out_channels=5, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 16),
+    (Conv2d, nn.Conv2d,
+     dict(in_channels=2, out_channels=3, kernel_size=3, stride=1, pad_mode="valid", has_bias=True), 6),
+    (Conv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=6, out_channels=4, kernel_size=5, stride=1, pad_mode="same", has_bias=False), 7),
+    (Conv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=6, out_channels=4, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 7),
+    (Conv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=6, out_channels=4, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 8),
+    (Conv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=6, out_channels=4, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 3),
+    (Conv2d, nn.Conv2d,
+     dict(in_channels=32, out_channels=8, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 9),
+    (Conv2d, nn.Conv2d,
+     dict(in_channels=32, out_channels=8, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 8),
+    (Conv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=8, out_channels=32, kernel_size=5, stride=1, pad_mode="same", has_bias=False), 5),
+    (Conv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=8, out_channels=32, kernel_size=5, stride=2, pad_mode="same", has_bias=True), 5),
+    (Conv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=8, out_channels=32, kernel_size=4, stride=2, pad_mode="pad", padding=1, has_bias=False), 4),
+    (WholeInputConv2dTranspose, nn.Conv2dTranspose,
+     dict(in_channels=6, out_channels=4, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 1),
+    (WholeInputConv2d, nn.Conv2d,
+     dict(in_channels=6, out_channels=1, kernel_size=4, stride=1, pad_mode="valid", has_bias=False), 4),
 ]
 
 

@@ -6,9 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO, SHIPPED_MNIST, write_fake_mnist, write_idx
 
 import mindgan.data as data
-from helpers import REPO, SHIPPED_MNIST, write_fake_mnist, write_idx
 from mindgan.data import IdxFormatError, load_mnist
 
 

@@ -6,11 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO, SHIPPED_MNIST
 from scipy.special import logsumexp
 
-from helpers import REPO, SHIPPED_MNIST
-from mindgan.evaluate import (SIGMAS, fid, gaussian_stats, mode_coverage,
-                              parzen_log_likelihood, parzen_select_sigma)
+from mindgan.evaluate import SIGMAS, fid, gaussian_stats, mode_coverage, parzen_log_likelihood, parzen_select_sigma
 
 
 def direct_parzen(samples, points, sigma):

@@ -5,17 +5,15 @@ import os
 import subprocess
 import sys
 
+import dcgan_tutorial_reference
 import imageio.v2 as imageio
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
+from helpers import SHIPPED_MNIST
 from mindspore import nn
 
-import dcgan_tutorial_reference
-from helpers import SHIPPED_MNIST
-from mindgan.checkpoint import (CheckpointError, atomic_save, load_generator, read_checkpoint,
-                                save_generator)
+from mindgan.checkpoint import CheckpointError, atomic_save, load_generator, read_checkpoint, save_generator
 from mindgan.config import TrainConfig
 from mindgan.data import load_mnist
 from mindgan.gan import build_gan, latent_noise, make_train_step, make_updates

@@ -3,8 +3,8 @@ import gzip
 
 import numpy as np
 import pytest
-
 from helpers import TYPE_CODES, idx_bytes, write_idx
+
 from mindgan.data import IdxFormatError, read_idx
 
 

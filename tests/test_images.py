@@ -7,9 +7,9 @@ import zipfile
 
 import numpy as np
 import pytest
+from helpers import REPO
 from PIL import Image
 
-from helpers import REPO
 from mindgan import images as imgs
 from mindgan.images import ImageSetError, Preprocess, load_images
 

@@ -5,14 +5,13 @@ import subprocess
 import sys
 
 import imageio.v2 as imageio
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
-from mindspore import nn
-
 import tutorial_reference
 from helpers import REPO, SHIPPED_MNIST
+from mindspore import nn
+
 from mindgan.checkpoint import atomic_save, load_generator
 from mindgan.data import load_mnist
 from mindgan.export import export_generator

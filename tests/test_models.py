@@ -1,10 +1,9 @@
 """The tutorial's networks: parameter counts, layer order, names, shapes, tutorial checkpoints."""
-import numpy as np
-
 import mindspore as ms
+import numpy as np
+import tutorial_reference
 from mindspore import nn
 
-import tutorial_reference
 from mindgan.models import Discriminator, Generator, count_params
 
 

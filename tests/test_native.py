@@ -4,13 +4,12 @@ import os
 import subprocess
 import sys
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
+from helpers import REPO
 from mindspore import nn
 
-from helpers import REPO
 from mindgan.models.layers import BatchNorm2d, Dropout, LeakyReLU, ReLU
 from mindgan.native import library_status
 

@@ -1,12 +1,10 @@
 """The notebooks (the day-22 MLP lesson, the DCGAN lesson) run end to end, headless, on CPU with a tiny setting."""
 import base64
 
-import numpy as np
-
 import nbformat
-from nbclient import NotebookClient
-
+import numpy as np
 from helpers import REPO
+from nbclient import NotebookClient
 
 NOTEBOOK = REPO / "notebooks" / "gan_mnist.ipynb"
 

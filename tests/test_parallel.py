@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from helpers import SHIPPED_MNIST
+
 from mindgan.data import load_mnist
-from mindgan.training import TrainConfig, train
 from mindgan.parallel import Workers, env_rank, is_scheduler, launched_by_msrun
+from mindgan.training import TrainConfig, train
 
 MSRUN = shutil.which("msrun") or (shutil.which("msrun", path=str(Path(sys.executable).parent)))
 needs_msrun = pytest.mark.skipif(MSRUN is None, reason="msrun is not installed with this MindSpore "

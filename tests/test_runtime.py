@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 import pytest
-
 from helpers import REPO
+
 from mindgan.runtime import HostSync
 
 PROBE = """

@@ -8,7 +8,6 @@ import sys
 
 import imageio.v2 as imageio
 import pytest
-
 from helpers import REPO
 
 ENV = {**os.environ, "GLOG_v": "3", "PYTHONUNBUFFERED": "1"}

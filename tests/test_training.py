@@ -4,12 +4,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import mindspore as ms
 import numpy as np
 import pytest
-
-import mindspore as ms
-
 from helpers import SHIPPED_MNIST
+
 from mindgan.checkpoint import atomic_save, read_checkpoint
 from mindgan.data import load_mnist, to_model_range
 from mindgan.gan import build_gan, make_train_step, make_updates, sample
@@ -210,7 +209,8 @@ def test_steps_per_call_is_chosen_per_run():
 
 
 def test_log_reader_drops_unsaved_rows_and_a_line_cut_short(tmp_path):
-    from mindgan.rundir import LOG_COLUMNS, read_log as _read_log
+    from mindgan.rundir import LOG_COLUMNS
+    from mindgan.rundir import read_log as _read_log
 
     path = tmp_path / "losses.csv"
     lines = [",".join(LOG_COLUMNS)] + [f"1,{s},1.2,0.9,0.6,0.4" for s in range(1, 6)]
@@ -250,8 +250,7 @@ def test_nan_loss_stops_and_leaves_checkpoints_untouched(tmp_path, digits):
 def test_ema_in_the_step_is_the_running_average_of_the_generator(digits):
     """After each compiled step the shadow is d * shadow + (1 - d) * weights, with the decay
     warming up as min(decay, (1 + t) / (10 + t)); the same on the host, step by step."""
-    from mindgan.gan import GeneratorEMA
-    from mindgan.gan import latent_noise
+    from mindgan.gan import GeneratorEMA, latent_noise
 
     net_g, net_d, opt_g, opt_d = build_gan(TrainConfig(batch_size=32, seed=9))
     ema = GeneratorEMA(net_g, 0.5)

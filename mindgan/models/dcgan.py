@@ -13,8 +13,7 @@ from __future__ import annotations
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal
 
-from .layers import (BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, WholeInputConv2d,
-                     WholeInputConv2dTranspose)
+from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, WholeInputConv2d, WholeInputConv2dTranspose
 
 D_OUTPUT = "probability"
 # The tutorial's hyper-parameters: 64x64 RGB, batch 128, 10 epochs, Adam(2e-4, 0.5), 8x8 samples.
