@@ -230,9 +230,9 @@ def test_shipped_pretrained_generator_draws_all_ten_digits(tmp_path):
 def test_shipped_pretrained_generator_samples_are_unchanged_by_the_refactor():
     """Byte-identical samples for the same seed as before the package knew several families
     (tests/data/mlp_reference.json; a new shipped file needs a new reference)."""
-    import json
+    from test_training import mlp_reference
 
-    reference = json.loads((REPO / "tests" / "data" / "mlp_reference.json").read_text())["pretrained"]
+    reference = mlp_reference()["pretrained"]
     ckpt = REPO / "pretrained" / "generator_mnist.ckpt"
     if digest(ckpt) != reference["file_sha256"]:
         pytest.fail("pretrained/generator_mnist.ckpt changed: record its samples' digest anew")
