@@ -17,6 +17,7 @@ on the machine and on what else it is doing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -81,7 +82,7 @@ def mindgan_worker(args) -> dict:
     steps_per_epoch = n // config.batch_size
     per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, config.epochs * steps_per_epoch)
     images = training_images(args.model, config.image_size, max(4 * config.batch_size, per_call * config.batch_size))
-    config.channels = images.shape[1]
+    config = dataclasses.replace(config, channels=images.shape[1])
     step_fn = make_train_step(*build_gan(config), steps=per_call)
     dataset = ms.Tensor(images)
     order = batch_indices(len(images), config.batch_size, 0, 0)

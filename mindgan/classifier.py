@@ -24,8 +24,9 @@ from mindspore import nn, ops
 
 ASSET = Path(__file__).resolve().parent / "assets" / "mnist_classifier.ckpt"
 FEATURES = 84
+IMAGE_SHAPE = (1, 28, 28)  # what the LeNet reads: MNIST digits
 
-__all__ = ["LeNet", "load_classifier", "predict", "train_classifier", "ASSET", "FEATURES"]
+__all__ = ["LeNet", "load_classifier", "predict", "train_classifier", "ASSET", "FEATURES", "IMAGE_SHAPE"]
 
 
 class LeNet(nn.Cell):

@@ -1,16 +1,23 @@
-"""`TrainConfig`: every setting of a run, as plain values; saved as the run's config.json.
+"""A run's settings, resolved once: defaults -> the family's preset -> the recommended
+settings -> the explicit values, into a frozen `TrainConfig`, checked before anything compiles.
 
-`--model NAME` picks a family; the family's `PRESET` (its tutorial's hyper-parameters) fills
-every setting left as None, so `TrainConfig()` is the MLP tutorial exactly and
-`TrainConfig(model="dcgan")` is MindSpore's DCGAN tutorial. An explicit value always wins.
+`resolve_config(given)` is what `python -m mindgan.train` and a Python user both call: the
+recommended settings included unless `tutorial=True`. `TrainConfig(**values)` itself is the
+family's tutorial exactly (`TrainConfig()` is the MLP tutorial, `TrainConfig(model="dcgan")`
+MindSpore's DCGAN tutorial), with an explicit value always winning. `check_output_dir` and
+`check_data` are the checks that need the file system or the data; `training.train` runs them
+too, so the library and the command line refuse the same things with the same line.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 from .models import ModelSpec, family
 
-__all__ = ["TrainConfig", "NOISE_KINDS", "RECOMMENDED"]
+__all__ = ["TrainConfig", "NOISE_KINDS", "RECOMMENDED", "resolve_config", "check_resume",
+           "check_output_dir", "check_data"]
 
 NOISE_KINDS = ("normal", "uniform")
 
@@ -22,10 +29,10 @@ NOISE_KINDS = ("normal", "uniform")
 RECOMMENDED = {"mlp": dict(ema=0.999, eval_every=10, epochs=50)}
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a run. None means "the model family's preset" (or, for `channels`,
-    the data's)."""
+    """Every setting of a run, frozen (change one with `dataclasses.replace`). None given for a
+    setting means "the model family's preset" (for `channels`, the data's)."""
     model: str = "mlp"
     epochs: int | None = None
     batch_size: int | None = None
@@ -65,7 +72,7 @@ class TrainConfig:
         preset = family(self.model).PRESET
         for name, value in preset.items():
             if getattr(self, name, None) is None and name != "channels":
-                setattr(self, name, value)
+                object.__setattr__(self, name, value)
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, not {self.noise!r}")
         if self.g_steps < 1:
@@ -75,6 +82,7 @@ class TrainConfig:
         if self.lr_decay_from < 0 or (self.lr_decay_from and self.lr_decay_from >= self.epochs):
             raise ValueError(f"--lr_decay_from {self.lr_decay_from} must be below --epochs "
                              f"({self.epochs}); 0 turns the decay off")
+        family(self.model).check(self.spec)
 
     @property
     def spec(self) -> ModelSpec:
@@ -106,3 +114,90 @@ class TrainConfig:
         """A config from config.json (keys it does not know are ignored: older or newer runs)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def resolve_config(given: dict | None = None, *, tutorial: bool = False,
+                   resume: str | Path | None = None) -> TrainConfig:
+    """The config of a run from the settings `given` (None values count as not given).
+
+    A new run: the family's preset, then `RECOMMENDED` for the family unless `tutorial`, then
+    `given`. With `resume` (a run folder): its config.json, with the run-control settings of
+    `given` (`TrainConfig.RUN_CONTROL`) applied; any other change is refused. ValueError with
+    one line naming the flag otherwise."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(given.keys() - names)
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r} (settings: {', '.join(sorted(names))})")
+    if resume is None:
+        recommended = {} if tutorial else RECOMMENDED.get(given.get("model", "mlp"), {})
+        return TrainConfig(**{**recommended, **given})
+    if tutorial:
+        raise ValueError(f"--tutorial with --resume {resume}: a resumed run keeps the settings it "
+                         f"was started with")
+    if not (Path(resume) / "checkpoints" / "last.ckpt").is_file():
+        raise ValueError(f"--resume {resume}: no checkpoints/last.ckpt there to resume from")
+    if "output_dir" in given and Path(given["output_dir"]).resolve() != Path(resume).resolve():
+        raise ValueError(f"--output_dir {given['output_dir']} with --resume {resume}: a resumed "
+                         f"run continues in its own folder; to branch it, copy it first "
+                         f"(cp -r {resume} {given['output_dir']}) and resume the copy")
+    saved = _saved_config(resume)
+    _refuse_changes(given, saved)
+    return dataclasses.replace(saved, **{k: v for k, v in given.items() if k in TrainConfig.RUN_CONTROL})
+
+
+def check_resume(config: TrainConfig, resume: str | Path) -> None:
+    """A config given with `resume` must be the resumed run's, but for the run-control settings
+    (`TrainConfig.RUN_CONTROL`) and settings left to the data (channels None); ValueError with
+    one line naming the first difference otherwise."""
+    _refuse_changes(dataclasses.asdict(config), _saved_config(resume))
+
+
+def _saved_config(resume) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(json.loads((Path(resume) / "config.json").read_text()))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"--resume {resume}: its config.json cannot be read ({exc})") from None
+
+
+def _refuse_changes(values: dict, saved: TrainConfig) -> None:
+    for name, mine in values.items():
+        theirs = getattr(saved, name)
+        if name not in TrainConfig.RUN_CONTROL and mine is not None and mine != theirs:
+            raise ValueError(f"--{name} {mine} differs from the resumed run's {theirs}; "
+                             f"only {', '.join('--' + n for n in TrainConfig.RUN_CONTROL)} may change")
+
+
+def check_output_dir(config: TrainConfig, resume: str | Path | None = None) -> None:
+    """A new run's --output_dir must not hold anything (nothing of an earlier run is
+    overwritten); ValueError with one line otherwise."""
+    if config.output_dir and resume is None:
+        out = Path(config.output_dir)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ValueError(f"--output_dir {out} exists and is not empty; use --resume {out} to "
+                             f"continue that run, or choose another folder")
+
+
+def check_data(config: TrainConfig, shape: tuple, workers: int = 1, source: str = "MNIST") -> TrainConfig:
+    """The config with the data's channels, once the training images' `shape` (N, C, H, W),
+    before --subset, is known to suit it: the model's image shape, a batch no larger than the
+    data, a global batch that splits over `workers`. ValueError with one line otherwise."""
+    n = min(shape[0], config.subset or shape[0])
+    if config.batch_size > n:
+        raise ValueError(f"--batch_size {config.batch_size} is larger than the dataset ({n} images)")
+    if config.batch_size % workers:
+        raise ValueError(f"--batch_size {config.batch_size} is the global batch and must split "
+                         f"evenly over the {workers} msrun workers")
+    data_shape = tuple(int(v) for v in shape[1:])
+    if config.channels is None:
+        config = dataclasses.replace(config, channels=data_shape[0])
+    if config.spec.image_shape != data_shape:  # image files are decoded to the model's shape
+        what = "x".join(map(str, config.spec.image_shape))
+        try:
+            family(config.model).check(dataclasses.replace(config.spec, image_size=data_shape[1]))
+            hint = f"give --image_size {data_shape[1]} --channels {data_shape[0]}"
+        except ValueError as exc:
+            hint = f"and {str(exc).split(': ', 1)[-1]}; train it on a folder or zip of images"
+        raise ValueError(f"--model {config.model} makes {what} images but {source} is "
+                         f"{'x'.join(map(str, data_shape))}; {hint}")
+    return config

@@ -112,8 +112,8 @@ class QuickFID:
         self.num, self.seed, self.data_dir = num, seed, data_dir
 
     def _reference(self):
-        """(classifier, test-set statistics), computed at the first measurement (about 8 s on
-        2 cores), so that a run too short to measure does not pay for them."""
+        """(classifier, test-set statistics), computed at the first measurement (seconds of
+        work), so that a run too short to measure does not pay for them."""
         if self.data_dir not in self._TEST_STATS:
             from .classifier import load_classifier, predict
             from .data import load_mnist, to_model_range
@@ -141,17 +141,18 @@ def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
     """Every figure for the generator in `ckpt` (a path or a loaded generator of any family
     making `[1, 28, 28]` images); see the module doc. NotMnistGenerator otherwise."""
     from .checkpoint import as_generator
-    from .classifier import load_classifier, predict
+    from .classifier import IMAGE_SHAPE, load_classifier, predict
     from .data import load_mnist, to_model_range
     from .infer import generate
 
     t0 = time.perf_counter()
     ckpt = as_generator(ckpt)
     spec = getattr(ckpt, "spec", None)
-    if spec is not None and spec.image_shape != (1, 28, 28):
+    if spec is not None and spec.image_shape != IMAGE_SHAPE:
         raise NotMnistGenerator(
             f"this generator makes {'x'.join(map(str, spec.image_shape))} images ({spec.describe()}); "
-            f"Parzen, classifier FID and mode coverage are MNIST-only metrics (1x28x28)")
+            f"Parzen, classifier FID and mode coverage are MNIST-only metrics "
+            f"({'x'.join(map(str, IMAGE_SHAPE))})")
     train_images, _ = load_mnist("train", data_dir)
     test_images, _ = load_mnist("test", data_dir)
     fake = generate(ckpt, num, seed=seed)                          # [-1, 1]

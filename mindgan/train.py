@@ -138,35 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace):
-    """TrainConfig from the flags, or from the resumed run's config.json plus the run-control
-    flags given. Raises ValueError (one line) on a conflict."""
+    """TrainConfig from the flags (`config.resolve_config`), or from the resumed run's
+    config.json plus the run-control flags given. Raises ValueError (one line) on a conflict."""
     from dataclasses import fields
 
-    from .config import RECOMMENDED, TrainConfig
+    from .config import TrainConfig, resolve_config
 
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-             if getattr(args, f.name, None) is not None}
-    if args.resume is None:
-        if not args.tutorial:
-            given = {**RECOMMENDED.get(args.model or "mlp", {}), **given}
-        return TrainConfig(**given)
-    if args.tutorial:
-        raise ValueError(f"--tutorial with --resume {args.resume}: a resumed run keeps the "
-                         f"settings it was started with")
-    if not (Path(args.resume) / "checkpoints" / "last.ckpt").is_file():
-        raise ValueError(f"--resume {args.resume}: no checkpoints/last.ckpt there to resume from")
-    if "output_dir" in given and Path(given["output_dir"]).resolve() != Path(args.resume).resolve():
-        raise ValueError(f"--output_dir {given['output_dir']} with --resume {args.resume}: a resumed "
-                         f"run continues in its own folder; to branch it, copy it first "
-                         f"(cp -r {args.resume} {given['output_dir']}) and resume the copy")
-    config = TrainConfig.from_dict(json.loads((Path(args.resume) / "config.json").read_text()))
-    for name, value in given.items():
-        if name in TrainConfig.RUN_CONTROL:
-            setattr(config, name, value)
-        elif value != getattr(config, name):
-            raise ValueError(f"--{name} {value} differs from the resumed run's {getattr(config, name)}; "
-                             f"only {', '.join('--' + n for n in TrainConfig.RUN_CONTROL)} may change")
-    return config
+    given = {f.name: getattr(args, f.name, None) for f in fields(TrainConfig)}
+    return resolve_config(given, tutorial=args.tutorial, resume=args.resume)
 
 
 def _model_of(args: argparse.Namespace) -> str:
@@ -194,47 +173,29 @@ def main(argv=None) -> int:
         start(parser, config.device_target, config.mode)
 
     # Check what can be checked before a graph is compiled: the model, the data, their shapes.
+    from .config import check_data, check_output_dir
     from .data import IdxFormatError, is_mnist_dir, load_training_images
     from .images import ImageSetError
-    from .models import family
 
     quiet = env_rank() != 0 and not args.verbose  # under msrun, rank 0 speaks for all
+    source = "MNIST" if config.data_dir is None or is_mnist_dir(config.data_dir) else config.data_dir
     try:
-        family(config.model).check(config.spec)
+        check_output_dir(config, args.resume)
         images = load_training_images(config, progress=not (args.no_progress or quiet))
+        config = check_data(config, images.shape, source=source)
     except (FileNotFoundError, IdxFormatError, ImageSetError, ValueError) as exc:
         parser.error(str(exc))
     n = min(len(images), config.subset or len(images))
-    if config.batch_size > n:
-        parser.error(f"--batch_size {config.batch_size} is larger than the dataset ({n} images)")
-    data_shape = images.shape[1:]
-    if config.channels is None:
-        config.channels = data_shape[0]
-    if config.spec.image_shape != data_shape:  # MNIST: image files are decoded to the model's shape
-        import dataclasses
-
-        try:
-            family(config.model).check(dataclasses.replace(config.spec, image_size=data_shape[1]))
-            hint = f"give --image_size {data_shape[1]} --channels {data_shape[0]}"
-        except ValueError as exc:
-            hint = f"and {str(exc).split(': ', 1)[-1]}; train it on a folder or zip of images"
-        parser.error(f"--model {config.model} makes {'x'.join(map(str, config.spec.image_shape))} "
-                     f"images but MNIST is {'x'.join(map(str, data_shape))}; {hint}")
-    source = "MNIST" if config.data_dir is None or is_mnist_dir(config.data_dir) else config.data_dir
-    if config.output_dir and args.resume is None:
-        out = Path(config.output_dir)
-        if out.exists() and any(out.iterdir()):
-            parser.error(f"--output_dir {out} exists and is not empty; use --resume {out} to "
-                         f"continue that run, or choose another folder")
 
     from .training import TrainingDiverged, TrainingInterrupted, train
 
     device = start(parser, config.device_target, config.mode)
     workers = current()
     try:
-        local_batch = workers.batch_size(config.batch_size)
+        config = check_data(config, images.shape, workers.size, source)
     except ValueError as exc:
         parser.error(str(exc))
+    local_batch = config.batch_size // workers.size
     if not quiet:
         print(f"device: {device} (asked for {config.device_target}), mode: {config.mode}, "
               f"model: {config.spec.describe()}, {n} images from {source}, batch {config.batch_size}, "

@@ -13,6 +13,7 @@ from record_mlp_reference import cpu_class, tensor_digest
 from mindgan.checkpoint import atomic_save, read_checkpoint
 from mindgan.data import load_mnist, to_model_range
 from mindgan.gan import build_gan, make_train_step, make_updates, sample
+from mindgan.hooks import Hook
 from mindgan.training import TrainConfig, TrainingDiverged, train
 
 
@@ -153,6 +154,25 @@ def straight_and_resumed(tmp_path, images, **common):
     return straight, split
 
 
+class Recorder(Hook):
+    """Every call a hook gets, with the run's step after it."""
+
+    def __init__(self):
+        self.events = []
+
+    def epoch_start(self, run, epoch, first):
+        self.events.append(("epoch_start", epoch, first, run.step))
+
+    def steps(self, run, epoch, values):
+        self.events.append(("steps", epoch, len(values), run.step))
+
+    def epoch_end(self, run, epoch, complete):
+        self.events.append(("epoch_end", epoch, complete, run.step))
+
+    def save(self, run, epoch_done, final):
+        self.events.append(("save", epoch_done, final, run.step))
+
+
 def test_resume_continues_exactly(tmp_path, digits):
     """2 epochs in one go == 1 epoch, then resume for 1 more: same losses, same weights."""
     common = dict(batch_size=64, subset=640, seed=7, device_target="CPU")
@@ -162,7 +182,13 @@ def test_resume_continues_exactly(tmp_path, digits):
                   images=digits, progress=False)
     assert len(read_log(split)) == 10
     cfg = TrainConfig(epochs=2, **common)
-    train(cfg, resume=split, images=digits, progress=False)
+    seen = Recorder()
+    train(cfg, resume=split, images=digits, progress=False, hooks=[seen])
+    # A hook of the caller's sees the resumed epoch: its start at step 0 of epoch 2 (0-based 1),
+    # one call per step, its end complete, one final save at step 20.
+    assert seen.events == [("epoch_start", 1, 0, 10)] + [("steps", 1, 1, s) for s in range(11, 21)] + [
+        ("epoch_end", 1, True, 20), ("save", 2, True, 20)]
+    assert cfg.output_dir is None and cfg.channels is None  # the caller's config is unchanged
 
     wa = assert_same_run(straight, split, steps=20)
     # Both optimizers' state is in the resume file, under unique names.
