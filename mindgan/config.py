@@ -14,6 +14,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from .losses import LOSSES
 from .models import ModelSpec, family
 
 __all__ = ["TrainConfig", "NOISE_KINDS", "RECOMMENDED", "resolve_config", "check_resume",
@@ -45,6 +46,7 @@ class TrainConfig:
     ngf: int = 64                  # generator width (convolutional families)
     ndf: int = 64                  # discriminator width (convolutional families)
     noise: str = "normal"          # z ~ N(0, 1), or "uniform" in [-1, 1]
+    loss: str = "bce"              # the GAN loss, by name (mindgan.losses.LOSSES)
     g_steps: int = 1               # generator updates per discriminator update
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
     lr_decay_from: int = 0         # epochs at the full lr; then linear decay to the last (0: off)
@@ -73,6 +75,8 @@ class TrainConfig:
         for name, value in preset.items():
             if getattr(self, name, None) is None and name != "channels":
                 object.__setattr__(self, name, value)
+        if self.loss not in LOSSES:
+            raise ValueError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, not {self.noise!r}")
         if self.g_steps < 1:
@@ -90,7 +94,7 @@ class TrainConfig:
         own (1 for the MNIST families, 3 for dcgan)."""
         channels = self.channels if self.channels is not None else family(self.model).PRESET["channels"]
         return ModelSpec(self.model, self.latent_size, channels, self.image_size,
-                         self.ngf, self.ndf)
+                         self.ngf, self.ndf, loss=self.loss)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch `epoch` (0-based): `lr` for the first `lr_decay_from`

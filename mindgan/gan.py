@@ -3,8 +3,9 @@ the noise and sampling. Nothing in it knows an architecture or an image shape.
 
 The step is the tutorial's: a discriminator update on BCE(D(x), 1) + BCE(D(G(z)), 0), then a
 generator update on the non-saturating BCE(D(G(z)), 1), each through `mindspore.value_and_grad`
-and `nn.Adam`, compiled into one graph by `mindspore.jit`. A family whose D gives logits
-(`D_OUTPUT = "logit"`) gets the same losses in their numerically stable form on logits.
+and `nn.Adam`, compiled into one graph by `mindspore.jit`. The losses come by name from
+`mindgan.losses` (a family whose D gives logits gets them in their stable form on logits); the
+order of the updates is one of `UPDATE_ORDERS`.
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
+from .losses import loss_for
 from .models import build, family
 
-__all__ = ["build_gan", "make_updates", "make_train_step", "auto_steps_per_call", "GeneratorEMA",
+__all__ = ["build_gan", "make_updates", "make_train_step", "alternating", "UPDATE_ORDERS",
+           "auto_steps_per_call", "GeneratorEMA",
            "latent_noise", "steps_noise", "fixed_noise", "sample", "inference_mode"]
 
 
@@ -45,39 +48,33 @@ def build_gan(config):
     return net_g, net_d, optimizers[0], optimizers[1]
 
 
-def _identity(x):
-    return x
+def d_output(spec) -> str:
+    """What the discriminator of `spec` ends in: "probability" or "logit"."""
+    return spec.d_output or family(spec.family).D_OUTPUT
 
 
-def _losses(d_output: str):
-    """(bce(out, target), probability(out)) for a D whose output is `d_output`."""
-    if d_output == "logit":
-        return nn.BCEWithLogitsLoss(reduction="mean"), ops.sigmoid
-    return nn.BCELoss(reduction="mean"), _identity
-
-
-def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1):
+def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"):
     """The two phases of a step, uncompiled: (d_update, g_update).
 
-    `d_update(real, z)` takes one Adam step on the discriminator with
-    BCE(D(x), 1) + BCE(D(G(z)), 0) and returns (loss_d, mean D(x), mean D(G(z))) (D's outputs
-    as probabilities); `g_update(z)` takes one on the generator with the non-saturating
-    BCE(D(G(z)), 1) and returns loss_g. real float32 `[B, C, H, W]` in [-1, 1], z float32
-    `[B, latent]`. With `workers` > 1 (data parallelism under msrun) each optimizer gets the
-    gradients averaged over the workers by `nn.DistributedGradReducer`.
+    `d_update(real, z)` takes one Adam step on the discriminator with the D loss of `loss`
+    (`losses.loss_for`; "bce": BCE(D(x), 1) + BCE(D(G(z)), 0)) and returns
+    (loss_d, mean D(x), mean D(G(z))) (D's outputs as probabilities); `g_update(z)` takes one
+    on the generator with its G loss (the non-saturating BCE(D(G(z)), 1)) and returns loss_g.
+    real float32 `[B, C, H, W]` in [-1, 1], z float32 `[B, latent]`. With `workers` > 1 (data
+    parallelism under msrun) each optimizer gets the gradients averaged over the workers by
+    `nn.DistributedGradReducer`.
     """
+    # Plain functions, unpacked here: a compiled graph sees a NamedTuple as a bare tuple.
     spec = getattr(net_d, "spec", None)  # nets built without a spec are the tutorial's MLP
-    bce, prob = _losses(family(spec.family).D_OUTPUT if spec else "probability")
+    d_loss, g_loss, probability = loss_for(loss, d_output(spec) if spec else "probability")
 
     def d_forward(real, z):
         d_real = net_d(real)
         d_fake = net_d(net_g(z))
-        loss = bce(d_real, ops.ones_like(d_real)) + bce(d_fake, ops.zeros_like(d_fake))
-        return loss, prob(d_real).mean(), prob(d_fake).mean()
+        return d_loss(d_real, d_fake), probability(d_real).mean(), probability(d_fake).mean()
 
     def g_forward(z):
-        d_fake = net_d(net_g(z))
-        return bce(d_fake, ops.ones_like(d_fake))  # non-saturating: G wants D(G(z)) -> 1
+        return g_loss(net_d(net_g(z)))
 
     # Gradients only for the parameters this phase's optimizer owns.
     d_grad = ms.value_and_grad(d_forward, None, opt_d.parameters, has_aux=True)
@@ -137,11 +134,27 @@ class GeneratorEMA(nn.Cell):
             p.set_data(Tensor(shadow.asnumpy()))
 
 
+def alternating(d_update, g_update, g_steps: int = 1):
+    """The tutorials' order: update D on (real, z), then G on z, `g_steps` times (on the same
+    noise, as carpedm20's DCGAN does with 2), each from a fresh forward pass. Returns
+    `body(real, z)` -> (loss_d, loss_g of the last G update, mean D(x), mean D(G(z)))."""
+    def body(real, z):
+        loss_d, d_real, d_fake = d_update(real, z)
+        loss_g = g_update(z)
+        for _ in range(g_steps - 1):
+            loss_g = g_update(z)
+        return loss_d, loss_g, d_real, d_fake
+    return body
+
+
+UPDATE_ORDERS = {"alternating": alternating}  # name -> (d_update, g_update, g_steps) -> body
+
+
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
                     g_steps: int = 1, ema: GeneratorEMA | None = None, lr_input: bool = False,
-                    workers: int = 1):
-    """One GAN step: update D, then G (`g_steps` times, on the same noise, as carpedm20's DCGAN
-    does with 2); one compiled graph when `jit`.
+                    workers: int = 1, loss: str = "bce", update: str = "alternating"):
+    """One GAN step, `update` (one of `UPDATE_ORDERS`; "alternating": D, then G `g_steps`
+    times) with the losses `loss` (`losses.loss_for`); one compiled graph when `jit`.
 
     `step(images, idx, z)`: images uint8 `[N, C, H, W]` (the whole training set, resident on
     the device, scaled to [-1, 1] a batch at a time) or float32 already in [-1, 1], idx int32
@@ -161,7 +174,9 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     z); gradients and the returned figures are averaged over the workers, so every worker
     returns the global batch's losses.
     """
-    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers)
+    if update not in UPDATE_ORDERS:
+        raise ValueError(f"unknown update order {update!r} (choose from {', '.join(UPDATE_ORDERS)})")
+    body = UPDATE_ORDERS[update](*make_updates(net_g, net_d, opt_g, opt_d, workers, loss), g_steps)
     if workers > 1:
         all_reduce = ops.AllReduce()
 
@@ -169,10 +184,7 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
         real = ops.gather(images, idx, 0)  # batch gathered on the device: no host copy
         if real.dtype == ms.uint8:  # the set stays uint8 on the device; this batch becomes float
             real = real.astype(ms.float32) / 127.5 - 1.0
-        loss_d, d_real, d_fake = d_update(real, z)
-        loss_g = g_update(z)
-        for _ in range(g_steps - 1):
-            loss_g = g_update(z)
+        loss_d, loss_g, d_real, d_fake = body(real, z)
         if ema is not None:
             ema()
         values = ops.stack([loss_d, loss_g, d_real, d_fake])
@@ -201,7 +213,7 @@ def auto_steps_per_call(steps_per_epoch: int, total_steps: int, most: int = 12,
                         min_total: int = 2000) -> int:
     """Steps per compiled call for a run: the largest divisor of `steps_per_epoch` up to `most`
     (so calls never straddle an epoch; 12 for the tutorial's 468), or 1 for runs shorter than
-    `min_total` steps, where the longer compile (about 0.8 s a step) would not pay back."""
+    `min_total` steps, where the longer compile would not pay back (README, "Speed")."""
     if total_steps < min_total:
         return 1
     return max(k for k in range(1, most + 1) if steps_per_epoch % k == 0)

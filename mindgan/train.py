@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="discriminator width of the convolutional families (default 64)")
     a("--noise", choices=("normal", "uniform"), default=None,
       help="z ~ N(0, 1) (default) or uniform in [-1, 1] (carpedm20's DCGAN)")
+    a("--loss", default=None, metavar="NAME",
+      help="the GAN loss (default bce: the tutorials' non-saturating BCE, on D's probabilities or "
+           "logits as the family's D gives them; mindgan.losses lists the others)")
     a("--g_steps", type=positive("g_steps"), default=None,
       help="generator updates per discriminator update, on the same noise (default 1; carpedm20's DCGAN: 2)")
     a("--ema", type=unit_interval("ema"), default=None,

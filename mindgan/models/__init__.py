@@ -18,51 +18,16 @@ Adding a family is adding such a module and one line to `FAMILIES`.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
-
 from . import dcgan, dcgan_mnist, mlp
 from .layers import BatchNorm1d, LeakyReLU
 from .mlp import IMG_SHAPE, Discriminator, Generator
+from .spec import ModelSpec
 
 __all__ = ["ModelSpec", "FAMILIES", "family", "build", "build_generator", "spec_from_shapes",
            "count_params",
            "Generator", "Discriminator", "BatchNorm1d", "LeakyReLU", "IMG_SHAPE"]
 
 FAMILIES = {"mlp": mlp, "dcgan": dcgan, "dcgan-mnist": dcgan_mnist}
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """What a network pair is: enough to rebuild it. Stored in checkpoints as JSON."""
-    family: str = "mlp"
-    latent_size: int = 100
-    channels: int = 1
-    image_size: int = 28
-    ngf: int = 64          # generator width (convolutional families)
-    ndf: int = 64          # discriminator width (convolutional families)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        """`(C, H, W)` of the generated images."""
-        return (self.channels, self.image_size, self.image_size)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
-        """The spec a checkpoint carries; ValueError with one line if it is not one."""
-        try:
-            values = json.loads(text)
-            return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
-        except (TypeError, ValueError, AttributeError) as exc:
-            raise ValueError(f"not a model spec ({exc})") from None
-
-    def describe(self) -> str:
-        c, h, w = self.image_shape
-        widths = "" if self.family == "mlp" else f", ngf {self.ngf}, ndf {self.ndf}"
-        return f"{self.family} (latent {self.latent_size}, images {c}x{h}x{w}{widths})"
 
 
 def family(name: str):

@@ -1,0 +1,56 @@
+"""GAN losses as plain functions chosen by name (compare_gan's way): each is a `Loss` of
+`d(real_out, fake_out)` -> D's loss, `g(fake_out)` -> G's loss and `probability(out)` -> D's
+belief that an image is real, for D outputs `[N, 1]` float32.
+
+A family says what its D ends in (`ModelSpec.d_output`): "probability" (a Sigmoid, the
+tutorials' `nn.BCELoss`) or "logit" (TensorFlow's `from_logits=True`). `loss_for(name,
+d_output)` gives the form that fits it, so the same name trains every family.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from mindspore import nn, ops
+
+__all__ = ["Loss", "LOSSES", "loss_for"]
+
+
+class Loss(NamedTuple):
+    d: Callable  # (D(x), D(G(z))) -> scalar loss of the discriminator
+    g: Callable  # D(G(z)) -> scalar loss of the generator
+    probability: Callable  # D's output -> P(real) in [0, 1]
+
+
+def _identity(x):
+    return x
+
+
+def _bce(d_output: str) -> Loss:
+    """The non-saturating GAN loss of Goodfellow et al.: D on BCE(D(x), 1) + BCE(D(G(z)), 0),
+    G on BCE(D(G(z)), 1). On probabilities it is the tutorials' `nn.BCELoss` (which clamps
+    log at 1e-12); on logits, the stable `nn.BCEWithLogitsLoss`."""
+    if d_output == "logit":
+        bce, probability = nn.BCEWithLogitsLoss(reduction="mean"), ops.sigmoid
+    else:
+        bce, probability = nn.BCELoss(reduction="mean"), _identity
+
+    def d(real, fake):
+        return bce(real, ops.ones_like(real)) + bce(fake, ops.zeros_like(fake))
+
+    def g(fake):
+        return bce(fake, ops.ones_like(fake))  # non-saturating: G wants D(G(z)) -> 1
+
+    return Loss(d, g, probability)
+
+
+LOSSES = {"bce": _bce}  # name -> (d_output -> Loss)
+D_OUTPUTS = ("probability", "logit")
+
+
+def loss_for(name: str, d_output: str) -> Loss:
+    """The loss `name` for a D whose output is `d_output`; ValueError naming the choices."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r} (choose from {', '.join(LOSSES)})")
+    if d_output not in D_OUTPUTS:
+        raise ValueError(f"unknown discriminator output {d_output!r} (choose from {', '.join(D_OUTPUTS)})")
+    return LOSSES[name](d_output)
