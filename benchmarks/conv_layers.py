@@ -8,8 +8,8 @@ training batch and input size): one compiled call computing the layer's output a
 gradients of a weighted sum with respect to its input and weight, timed as the median of
 --calls calls after two warm-up calls. Each route runs in its own process: "stock" is
 MindSpore's own cells with oneDNN capped at AVX2 (what a CPU with AVX-512 needs for them, see
-runtime.choose_cpu_kernels), "matmul" is models.matmul_conv's gather + MatMul with oneDNN
-uncapped, "onednn" the native oneDNN kernel (models.onednn_conv), uncapped. A benchmark, not
+cpu.choose_cpu_kernels), "matmul" is cpu.matmul_conv's gather + MatMul with oneDNN
+uncapped, "onednn" the native oneDNN kernel (cpu.onednn_conv), uncapped. A benchmark, not
 a test: the numbers depend on the machine and its load.
 """
 from __future__ import annotations
@@ -38,23 +38,26 @@ def conv_layers(model: str):
     """[(name, cell, input shape [C, H, W])] of the family's convolutions, in network order."""
     import mindspore as ms
 
+    from mindgan.cpu import STANDARD, decide
     from mindgan.models import ModelSpec, build, family
-    from mindgan.models.layers import Conv2d, Conv2dTranspose, standard_convolutions
+    from mindgan.models.layers import Conv2d, Conv2dTranspose
 
     preset = family(model).PRESET
     spec = ModelSpec(model, channels=preset["channels"], image_size=preset["image_size"])
     found = []
-    for net, x in zip(build(spec), (np.zeros((2, spec.latent_size), np.float32),
-                                    np.zeros((2,) + spec.image_shape, np.float32))):
+    inputs = (np.zeros((2, spec.latent_size), np.float32), np.zeros((2,) + spec.image_shape, np.float32))
+    # The layers on this process's route (MINDGAN_CPU_CONVOLUTIONS), their input shapes traced
+    # through the same networks built of stock cells (NCHW between every layer).
+    for net, standard, x in zip(build(spec, decide("CPU", model)), build(spec, STANDARD), inputs):
         x = ms.Tensor(x)
         if model == "dcgan" and x.ndim == 2:  # its G reshapes z to [N, latent, 1, 1] first
             x = x.reshape(2, -1, 1, 1)
-        with standard_convolutions(net):   # NCHW between the layers, to trace their input shapes
-            for name, cell in net.model.cells_and_names():
-                if isinstance(cell, (Conv2d, Conv2dTranspose)):
-                    found.append((f"{type(net).__name__[0]}.{name}", cell, tuple(x.shape[1:])))
-                if name and "." not in name:
-                    x = cell(x)
+        cells = dict(net.model.cells_and_names())
+        for name, cell in standard.model.cells_and_names():
+            if isinstance(cell, (Conv2d, Conv2dTranspose)):
+                found.append((f"{type(net).__name__[0]}.{name}", cells[name], tuple(x.shape[1:])))
+            if name and "." not in name:
+                x = cell(x)
     return found
 
 

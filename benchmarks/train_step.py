@@ -9,7 +9,7 @@ process with the other is slowed by it: the MLP once read 0.82 in-process agains
 apart). A round builds the networks, compiles, warms up and times --steps steps; the table gives
 the median over rounds of each round's median step, and their ratio. mindgan's step is the one
 `train()` runs (several steps compiled into one call where train() would, the CPU kernel choice
-of `runtime.choose_cpu_kernels`); PyTorch's is the same networks, losses and update order, eager.
+of `cpu.choose_cpu_kernels`); PyTorch's is the same networks, losses and update order, eager.
 The table also names the CPU's instruction sets and the oneDNN convolution implementation that
 ran (one short extra process with ONEDNN_VERBOSE=1). A benchmark, not a test: the numbers depend
 on the machine and on what else it is doing.
@@ -65,12 +65,13 @@ def time_calls(run, calls: int, warmup: int) -> tuple[float, list[float]]:
 
 
 def mindgan_worker(args) -> dict:
-    from mindgan.runtime import choose_cpu_kernels
+    from mindgan.cpu import choose_cpu_kernels
 
     kernels = choose_cpu_kernels(args.model)  # before MindSpore loads, as the CLI does
     import mindspore as ms
 
     from mindgan.config import TrainConfig
+    from mindgan.cpu import decide
     from mindgan.data import batch_indices
     from mindgan.gan import auto_steps_per_call, build_gan, make_train_step, steps_noise
     from mindgan.runtime import HostSync, setup
@@ -83,7 +84,7 @@ def mindgan_worker(args) -> dict:
     per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, config.epochs * steps_per_epoch)
     images = training_images(args.model, config.image_size, max(4 * config.batch_size, per_call * config.batch_size))
     config = dataclasses.replace(config, channels=images.shape[1])
-    step_fn = make_train_step(*build_gan(config), steps=per_call)
+    step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call)
     dataset = ms.Tensor(images)
     order = batch_indices(len(images), config.batch_size, 0, 0)
     sync = HostSync(enabled=True)
@@ -240,7 +241,7 @@ def main(argv=None) -> int:
             print(json.dumps(result), flush=True)
         return 0
 
-    from mindgan.runtime import cpu_flags
+    from mindgan.cpu import cpu_flags
 
     flags = cpu_flags()
     isa = "/".join(f for f in ("avx2", "avx512f", "amx_tile") if f in flags) or "no AVX2"

@@ -144,15 +144,16 @@ def generator_weights(params: dict, path="checkpoint") -> tuple[dict, ModelSpec]
     return {k: found[k] for k in expected}, spec
 
 
-def load_generator(path: str | os.PathLike, latent_size: int | None = None):
+def load_generator(path: str | os.PathLike, latent_size: int | None = None, kernels=None):
     """The generator of `path`, in inference mode (BatchNorm uses its moving statistics), with
-    its `.spec`. `path` may be a generator checkpoint, a resume state, or a file the MLP or
+    its `.spec`, its layers computing as `kernels` say (`mindgan.cpu.Kernels`; default
+    MindSpore's own). `path` may be a generator checkpoint, a resume state, or a file the MLP or
     DCGAN tutorials' own code saved. If `latent_size` is given, a mismatch is a CheckpointError."""
     weights, spec = generator_weights(read_checkpoint(path), path)
     if latent_size is not None and spec.latent_size != latent_size:
         raise CheckpointError(f"{path}: generator has latent size {spec.latent_size}, "
                               f"not the {latent_size} asked for")
-    net = build_generator(spec)
+    net = build_generator(spec) if kernels is None else build_generator(spec, kernels)
     for p in net.get_parameters():
         p.set_data(ms.Tensor(weights[_canonical(p.name)].asnumpy()))
     net.set_train(False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 if __name__ == "__main__":  # run as a command: pick the CPU kernels before MindSpore loads (LeNet convolves)
-    from mindgan.runtime import choose_cpu_kernels
+    from mindgan.cpu import choose_cpu_kernels
     choose_cpu_kernels(True)
 
 import mindspore as ms  # noqa: E402
@@ -34,8 +34,7 @@ class LeNet(nn.Cell):
 
     conv 5x5 (6, padded) -> ReLU -> max-pool 2 -> conv 5x5 (16) -> ReLU -> max-pool 2 ->
     Dense 400 -> 120 -> ReLU -> Dense 120 -> 84 -> ReLU (the features used for FID) -> Dense 84 -> 10.
-    Kept this small on purpose: MindSpore 2.10's CPU Conv2d is slow (about 0.4 s per training
-    step of 128 images even for this net on 2 cores).
+    Kept this small on purpose: MindSpore 2.10's stock CPU Conv2d is slow.
     """
 
     def __init__(self):

@@ -66,7 +66,7 @@ def add_runtime_flags(parser: argparse.ArgumentParser, device_default: str | Non
 def parse(parser: argparse.ArgumentParser, argv=None,
           convolutional: bool | None = True) -> argparse.Namespace:
     """Parse the flags, then, before MindSpore is imported: quiet its logs unless --verbose, and
-    choose the CPU kernels (`runtime.choose_cpu_kernels`) unless `convolutional` is None (the
+    choose the CPU kernels (`cpu.choose_cpu_kernels`) unless `convolutional` is None (the
     caller decides later, still before importing MindSpore)."""
     from .runtime import quiet_mindspore
 
@@ -78,9 +78,9 @@ def parse(parser: argparse.ArgumentParser, argv=None,
 
 
 def choose_kernels(parser: argparse.ArgumentParser, args, convolutional: bool | str) -> None:
-    """`runtime.choose_cpu_kernels` before MindSpore is imported, its choice printed with
+    """`cpu.choose_cpu_kernels` before MindSpore is imported, its choice printed with
     --verbose; a bad MINDGAN_CPU_CONVOLUTIONS is a one-line error."""
-    from .runtime import choose_cpu_kernels
+    from .cpu import choose_cpu_kernels
 
     device = getattr(args, "device_target", "auto")
     if device in ("GPU", "Ascend"):   # nothing to choose (nor native kernels to build)

@@ -27,13 +27,18 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     import mindspore as ms
 
     from .checkpoint import as_generator
+    from .cpu import STANDARD
     from .gan import inference_mode
-    from .models.layers import standard_convolutions
+    from .models import build_generator
 
     file_format = file_format.upper()
     if file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r} (choose from {', '.join(FORMATS)})")
-    net = as_generator(ckpt)
+    # Every layer its stock cell (standard nodes in the file), whatever the caller's generator runs.
+    source = as_generator(ckpt)
+    net = build_generator(source.spec, STANDARD)
+    for mine, theirs in zip(net.get_parameters(), source.get_parameters()):
+        mine.set_data(ms.Tensor(theirs.asnumpy()))
     if file_format == "ONNX" and batch_size is None:
         batch_size = 1
     if batch_size is None:
@@ -45,8 +50,7 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     # MindSpore appends the suffix itself; pass the name without it.
     stem = out.with_suffix("") if out.suffix.lower() == suffix else out
     stem.parent.mkdir(parents=True, exist_ok=True)
-    # A caller's generator gets its own mode and convolution route back.
-    with inference_mode(net), standard_convolutions(net):
+    with inference_mode(net):
         ms.export(net, example, file_name=str(stem), file_format=file_format)
     path = stem.with_name(stem.name + suffix)
     if file_format == "ONNX" and any(isinstance(cell, ms.nn.Conv2dTranspose)

@@ -15,6 +15,7 @@ import mindspore as ms
 import numpy as np
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
+from .cpu import DEFAULT, Kernels
 from .losses import loss_for
 from .models import build, family
 
@@ -23,16 +24,16 @@ __all__ = ["build_gan", "make_updates", "make_train_step", "alternating", "UPDAT
            "latent_noise", "steps_noise", "fixed_noise", "sample", "inference_mode"]
 
 
-def build_gan(config):
+def build_gan(config, kernels: Kernels = DEFAULT):
     """Generator, Discriminator and their Adam optimizers for `config` (a TrainConfig),
-    initialised from `config.seed`.
+    initialised from `config.seed`, their layers computing as `kernels` say.
 
     Returns (net_g, net_d, opt_g, opt_d), nets in training mode. The optimizers' own state
     (step counter, beta powers, moments) is prefixed "optim_g." / "optim_d." so that every
     Parameter name in the compiled graph is unique.
     """
     ms.set_seed(config.seed)
-    net_g, net_d = build(config.spec)
+    net_g, net_d = build(config.spec, kernels)
     optimizers = []
     for net, prefix in ((net_g, "optim_g."), (net_d, "optim_d.")):
         opt = nn.Adam(net.trainable_params(), learning_rate=config.lr,

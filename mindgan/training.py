@@ -15,6 +15,7 @@ import numpy as np
 from . import parallel
 from .checkpoint import load_state
 from .config import TrainConfig, check_data, check_resume
+from .cpu import decide
 from .data import batch_indices
 from .gan import GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step, steps_noise
 from .hooks import run_hooks
@@ -106,12 +107,13 @@ def _start(config: TrainConfig, resume, images, device: str, talk: bool) -> tupl
     if config.max_steps:
         total_steps = min(total_steps, config.max_steps)
 
-    net_g, net_d, opt_g, opt_d = build_gan(config)
+    kernels = decide(device, config.model)  # once per process; the layers are told, not asked
+    net_g, net_d, opt_g, opt_d = build_gan(config, kernels)
     parallel.shard(net_g, workers)
     parallel.shard(net_d, workers)
     ema = GeneratorEMA(net_g, config.ema) if config.ema else None
     run = Run(config, run_dir, workers, steps_per_epoch, total_steps, net_g, net_d, opt_g, opt_d,
-              ema, build_generator(config.spec) if ema else net_g,
+              ema, build_generator(config.spec, kernels) if ema else net_g,
               fixed_noise(config.seed, config.latent_size, config.num_samples, config.noise))
     if resume is not None:
         state = load_state(run.ckpt_dir / "last.ckpt", run.cells)

@@ -1,23 +1,21 @@
-"""The CPU convolution routes of models.layers, native oneDNN (models.onednn_conv) and gather +
-MatMul (models.matmul_conv): the same outputs and gradients as MindSpore's own cells with the
+"""The CPU convolution routes of models.layers, native oneDNN (cpu.onednn_conv) and gather +
+MatMul (cpu.matmul_conv): the same outputs and gradients as MindSpore's own cells with the
 same weights, layer by layer and through whole networks, and export still writes standard
 Conv nodes."""
-import contextlib
-
 import mindspore as ms
 import numpy as np
 import pytest
 from mindspore import nn
 
-from mindgan.models import ModelSpec, build, layers
+from mindgan.cpu import STANDARD, Kernels, convolution_route
+from mindgan.cpu.native import library_status
+from mindgan.models import ModelSpec, build
 from mindgan.models.layers import (
     Conv2d,
     Conv2dTranspose,
     WholeInputConv2d,
     WholeInputConv2dTranspose,
-    standard_convolutions,
 )
-from mindgan.native import library_status
 
 # (ours, stock, constructor arguments, input side): every configuration the families use, with
 # narrow (< matmul_conv.NARROW) and wide inputs of the convolution, whose gradients differ.
@@ -56,12 +54,11 @@ CASES = [
 
 
 @pytest.fixture(params=["onednn", "matmul"])
-def route(request, monkeypatch):
+def route(request):
     """Layers built in the test take this route (native oneDNN, or gather + MatMul), on any
-    x86 CPU."""
+    x86 CPU: `Kernels(route)`."""
     if request.param == "onednn" and library_status()[0] is None:
         pytest.skip(f"native kernel not built here: {library_status()[1]}")
-    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", request.param)
     return request.param
 
 
@@ -79,7 +76,7 @@ def outputs_and_gradients(layer, x, weights):
 def test_layer_equals_the_stock_cell(route, ours_cls, stock_cls, kwargs, side):
     rng = np.random.default_rng(0)
     extra = {"input_size": side} if ours_cls in (Conv2d, Conv2dTranspose) else {}
-    ours, stock = ours_cls(**kwargs, **extra), stock_cls(**kwargs)
+    ours, stock = ours_cls(**kwargs, **extra, kernels=Kernels(route)), stock_cls(**kwargs)
     if ours_cls in (Conv2d, Conv2dTranspose):
         assert ours.route == route and not ours.stock
     for mine, theirs in zip(ours.trainable_params(), stock.trainable_params()):
@@ -100,10 +97,10 @@ def test_route_follows_the_override_and_the_native_kernel(monkeypatch):
     built = library_status()[0] is not None    # wherever a C++ compiler is
     for forced in ("stock", "matmul") + (("onednn",) if built else ()):
         monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", forced)
-        assert layers.convolution_route() == forced
+        assert convolution_route() == forced
     monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "auto")
     if built:   # (test_runtime checks the choice where it cannot be built)
-        assert layers.convolution_route() == "onednn"
+        assert convolution_route() == "onednn"
 
 
 @pytest.mark.parametrize("spec", [ModelSpec("dcgan", latent_size=8, channels=3, image_size=16, ngf=4, ndf=4),
@@ -113,15 +110,11 @@ def test_whole_networks_train_as_with_the_stock_cells(route, spec):
     """G and D built on the MatMul route and on the stock cells from the same seed: the same
     images, D outputs, gradients of every parameter and BatchNorm statistics, compiled."""
     results = []
-    for standard in (False, True):
+    for kernels in (Kernels(route), STANDARD):
         ms.set_seed(3)
-        net_g, net_d = build(spec)
+        net_g, net_d = build(spec, kernels)
         z = ms.Tensor(np.random.default_rng(1).standard_normal((6, spec.latent_size)).astype(np.float32))
-        with contextlib.ExitStack() as stack:
-            if standard:
-                stack.enter_context(standard_convolutions(net_g))
-                stack.enter_context(standard_convolutions(net_d))
-            (value, images), grads = compiled_loss_and_grads(net_g, net_d)(z)
+        (value, images), grads = compiled_loss_and_grads(net_g, net_d)(z)
         stats = [p.asnumpy() for p in net_g.get_parameters() if "moving" in p.name]
         results.append([images.asnumpy(), value.asnumpy()] + [g.asnumpy() for g in grads] + stats)
     assert len(results[0]) == len(results[1])
@@ -155,7 +148,7 @@ def test_export_writes_standard_nodes(route, spec, tmp_path):
     from mindgan.export import export_generator
 
     ms.set_seed(0)
-    net_g, _ = build(spec)
+    net_g, _ = build(spec, Kernels(route))
     routes = [cell.stock for _, cell in net_g.cells_and_names() if hasattr(cell, "stock")]
     assert routes and not any(routes)
     path = export_generator(net_g, tmp_path / "g.onnx", "ONNX", batch_size=2)
@@ -176,7 +169,7 @@ def test_one_compiled_step_sees_the_discriminators_update(route):
     z = steps_noise(0, 0, 1, 8, config.latent_size)
     generators = []
     for one_graph in (True, False):
-        net_g, net_d, opt_g, opt_d = build_gan(config)
+        net_g, net_d, opt_g, opt_d = build_gan(config, Kernels(route))
         if one_graph:
             step = make_train_step(net_g, net_d, opt_g, opt_d, steps=1)
             step(ms.Tensor(images), ms.Tensor(np.arange(8, dtype=np.int32).reshape(1, 8)), ms.Tensor(z))

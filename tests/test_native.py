@@ -1,4 +1,4 @@
-"""The native CPU kernels (mindgan.native, csrc/): built once and cached, a clear reason where
+"""The native CPU kernels (mindgan.cpu.native, cpu/csrc/): built once and cached, a clear reason where
 they cannot be built, and the elementwise layers bit for bit equal to their graph-op twins."""
 import os
 import subprocess
@@ -10,19 +10,14 @@ import pytest
 from helpers import REPO
 from mindspore import nn
 
+from mindgan.cpu.native import library_status
 from mindgan.models.layers import BatchNorm2d, Dropout, LeakyReLU, ReLU
-from mindgan.native import library_status
 
 pytestmark = pytest.mark.skipif(library_status()[0] is None,
                                 reason=f"native kernels not built here: {library_status()[1]}")
 
 
-@pytest.fixture
-def native_route(monkeypatch):
-    monkeypatch.setenv("MINDGAN_CPU_CONVOLUTIONS", "onednn")
-
-
-BUILD = "from mindgan.native import library_status; print(library_status())"
+BUILD = "from mindgan.cpu.native import library_status; print(library_status())"
 
 
 def test_the_library_is_built_once_into_the_cache_and_reused(tmp_path):
@@ -53,7 +48,7 @@ def test_a_compiler_that_fails_is_a_one_line_reason(tmp_path):
     out = subprocess.run([sys.executable, "-c", BUILD], cwd=REPO, env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "(None, 'false could not build mindgan/csrc (exit 1): no message')"
+    assert out.stdout.strip() == "(None, 'false could not build mindgan/cpu/csrc (exit 1): no message')"
     assert list((tmp_path / "kernels").iterdir()) == []
 
 
@@ -66,7 +61,7 @@ class _Loss(nn.Cell):
         return (self.layer(x) * self.weights).sum()
 
 
-def test_native_leaky_relu_equals_the_graph_ops_bit_for_bit(native_route):
+def test_native_leaky_relu_equals_the_graph_ops_bit_for_bit():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 8, 5, 5)).astype(np.float32)
     x[0, 0, 0, :3] = 0.0   # the subgradient at 0 is 0 both ways
@@ -79,7 +74,7 @@ def test_native_leaky_relu_equals_the_graph_ops_bit_for_bit(native_route):
         assert np.array_equal(a, b)
 
 
-def test_native_relu_equals_the_stock_op(native_route):
+def test_native_relu_equals_the_stock_op():
     rng = np.random.default_rng(3)
     x, weights = (ms.Tensor(rng.standard_normal((4, 8, 5, 5)).astype(np.float32)) for _ in range(2))
     results = []
@@ -90,7 +85,7 @@ def test_native_relu_equals_the_stock_op(native_route):
         assert np.array_equal(a, b) and not np.signbit(results[0][0]).any()   # no -0 outputs
 
 
-def test_native_dropout_equals_the_graph_hash_bit_for_bit(native_route):
+def test_native_dropout_equals_the_graph_hash_bit_for_bit():
     x = ms.Tensor(np.ones((64, 16, 7, 7), np.float32))   # the outputs are the masks
     native, graph = Dropout(0.3, salt=5, native=True), Dropout(0.3, salt=5)
     assert native.native and not graph.native
@@ -108,7 +103,7 @@ def test_native_dropout_equals_the_graph_hash_bit_for_bit(native_route):
     assert 0.35 < (first != second).mean() < 0.5   # independent calls: 2 * 0.3 * 0.7 = 0.42
 
 
-def test_native_dropout_gradient_is_the_same_mask(native_route):
+def test_native_dropout_gradient_is_the_same_mask():
     rng = np.random.default_rng(1)
     x, weights = (ms.Tensor(rng.standard_normal((8, 4, 6, 6)).astype(np.float32)) for _ in range(2))
     grads = []
@@ -120,7 +115,7 @@ def test_native_dropout_gradient_is_the_same_mask(native_route):
     assert (grads[0] == 0).mean() > 0.3
 
 
-def test_native_batch_norm_trains_as_the_stock_kernel(native_route):
+def test_native_batch_norm_trains_as_the_stock_kernel():
     """Outputs, gradients (input, gamma, beta) and running statistics after two calls, against
     nn.BatchNorm2d with the same parameters; inference mode is the stock kernel itself."""
     rng = np.random.default_rng(2)

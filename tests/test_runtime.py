@@ -12,7 +12,7 @@ from mindgan.runtime import HostSync
 
 PROBE = """
 import os, sys
-from mindgan.runtime import choose_cpu_kernels
+from mindgan.cpu import choose_cpu_kernels
 if sys.argv[3] == "loaded":
     import mindspore
 flags = set(sys.argv[2].split(",")) - {""}

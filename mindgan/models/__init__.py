@@ -8,7 +8,8 @@ Every family is a module here with the same small surface:
 
 - `PRESET`: its reference hyper-parameters (the defaults of `--model NAME`);
 - `D_OUTPUT`: "probability" (D ends in a Sigmoid, loss BCE) or "logit" (loss BCE on logits);
-- `generator(spec)`, `discriminator(spec)`: the networks. G maps z float32 `[N, latent]` to
+- `generator(spec, kernels)`, `discriminator(spec, kernels)`: the networks, their layers
+  computing as `kernels` (`mindgan.cpu.Kernels`) say. G maps z float32 `[N, latent]` to
   images float32 `[N, C, H, W]` in [-1, 1]; D maps images to `[N, 1]`;
 - `check(spec)`: ValueError with one line if the family cannot build that spec;
 - `spec_from_shapes(shapes)`: the spec of a generator whose canonical parameter names
@@ -18,6 +19,7 @@ Adding a family is adding such a module and one line to `FAMILIES`.
 """
 from __future__ import annotations
 
+from ..cpu import DEFAULT, Kernels
 from . import dcgan, dcgan_mnist, mlp
 from .layers import BatchNorm1d, LeakyReLU
 from .mlp import IMG_SHAPE, Discriminator, Generator
@@ -37,22 +39,22 @@ def family(name: str):
     return FAMILIES[name]
 
 
-def build(spec: ModelSpec):
+def build(spec: ModelSpec, kernels: Kernels = DEFAULT):
     """`(generator, discriminator)` for `spec`, freshly initialised (seed with
     `mindspore.set_seed` first for reproducible weights), in training mode, with parameter
     names prefixed "generator." / "discriminator." so both fit in one compiled graph."""
     fam = family(spec.family)
     fam.check(spec)
-    net_g, net_d = fam.generator(spec), fam.discriminator(spec)
+    net_g, net_d = fam.generator(spec, kernels), fam.discriminator(spec, kernels)
     net_g.spec = net_d.spec = spec
     return net_g, net_d
 
 
-def build_generator(spec: ModelSpec):
+def build_generator(spec: ModelSpec, kernels: Kernels = DEFAULT):
     """The generator of `spec` alone (inference, export, loading checkpoints)."""
     fam = family(spec.family)
     fam.check(spec)
-    net_g = fam.generator(spec)
+    net_g = fam.generator(spec, kernels)
     net_g.spec = spec
     return net_g
 

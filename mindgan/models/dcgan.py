@@ -13,6 +13,7 @@ from __future__ import annotations
 from mindspore import nn, ops
 from mindspore.common.initializer import Normal
 
+from ..cpu import DEFAULT
 from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, WholeInputConv2d, WholeInputConv2dTranspose
 
 D_OUTPUT = "probability"
@@ -35,36 +36,37 @@ def stride2_blocks(image_size: int) -> int:
     return k
 
 
-def _bn(width: int) -> nn.BatchNorm2d:
-    # Not BatchNorm1d's sums-and-elementwise form: on 4-D tensors MindSpore's fused kernel beat
-    # it (CPU, forward + backward: 83 vs 156 ms at [128, 256, 16, 16]); the native kernel
-    # beats both where it is built (22 vs 39 ms for the fused one at [128, 128, 16, 16]).
-    return BatchNorm2d(width, gamma_init=Normal(0.02, 1.0), beta_init="zeros", native=True)
+def _bn(width: int, kernels) -> nn.BatchNorm2d:
+    # Not BatchNorm1d's sums-and-elementwise form: on 4-D tensors MindSpore's fused kernel beats
+    # it on CPU, and the native kernel beats both (docs/PERFORMANCE.md).
+    return BatchNorm2d(width, gamma_init=Normal(0.02, 1.0), beta_init="zeros", native=kernels.native)
 
 
 class Generator(nn.Cell):
     """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
     3,576,704 trainable parameters at latent 100, ngf 64, nc 3, S 64."""
 
-    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int):
+    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int, kernels=DEFAULT):
         super().__init__()
+        native = kernels.native
         self.latent_size = latent_size
         blocks = stride2_blocks(image_size)
         width = ngf * 2 ** (blocks - 1)
         self.model = nn.SequentialCell()
         self.model.append(WholeInputConv2dTranspose(latent_size, width, 4, stride=1, pad_mode="valid",
-                                                    has_bias=False, weight_init=Normal(0.02)))
+                                                    has_bias=False, weight_init=Normal(0.02), kernels=kernels))
         size = 4
-        self.model.append(_bn(width))
-        self.model.append(ReLU(native=True))
+        self.model.append(_bn(width, kernels))
+        self.model.append(ReLU(native=native))
         for _ in range(blocks - 1):
             self.model.append(Conv2dTranspose(width, width // 2, 4, stride=2, pad_mode="pad", padding=1,
-                                              has_bias=False, weight_init=Normal(0.02), input_size=size))
-            self.model.append(_bn(width // 2))
-            self.model.append(ReLU(native=True))
+                                              has_bias=False, weight_init=Normal(0.02), input_size=size,
+                                              kernels=kernels))
+            self.model.append(_bn(width // 2, kernels))
+            self.model.append(ReLU(native=native))
             width, size = width // 2, size * 2
         self.model.append(Conv2dTranspose(width, channels, 4, stride=2, pad_mode="pad", padding=1,
-                                          has_bias=False, weight_init=Normal(0.02), input_size=size))
+                                          has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels))
         self.model.append(nn.Tanh())
         self.update_parameters_name("generator.")
 
@@ -76,23 +78,24 @@ class Discriminator(nn.Cell):
     """images `[N, nc, S, S]` in [-1, 1] -> P(real) float32 `[N, 1]` in (0, 1).
     2,765,568 trainable parameters at ndf 64, nc 3, S 64."""
 
-    def __init__(self, channels: int, image_size: int, ndf: int):
+    def __init__(self, channels: int, image_size: int, ndf: int, kernels=DEFAULT):
         super().__init__()
+        native = kernels.native
         blocks = stride2_blocks(image_size)
         width, size = ndf, image_size
         self.model = nn.SequentialCell()
         self.model.append(Conv2d(channels, width, 4, stride=2, pad_mode="pad", padding=1,
-                                 has_bias=False, weight_init=Normal(0.02), input_size=size))
-        self.model.append(LeakyReLU(0.2, native=True))
+                                 has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels))
+        self.model.append(LeakyReLU(0.2, native=native))
         for _ in range(blocks - 1):
             size //= 2
             self.model.append(Conv2d(width, width * 2, 4, stride=2, pad_mode="pad", padding=1,
-                                     has_bias=False, weight_init=Normal(0.02), input_size=size))
-            self.model.append(_bn(width * 2))
-            self.model.append(LeakyReLU(0.2, native=True))
+                                     has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels))
+            self.model.append(_bn(width * 2, kernels))
+            self.model.append(LeakyReLU(0.2, native=native))
             width *= 2
         self.model.append(WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
-                                           weight_init=Normal(0.02)))
+                                           weight_init=Normal(0.02), kernels=kernels))
         self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")
 
@@ -100,12 +103,12 @@ class Discriminator(nn.Cell):
         return ops.reshape(self.model(x), (-1, 1))
 
 
-def generator(spec) -> Generator:
-    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf)
+def generator(spec, kernels=DEFAULT) -> Generator:
+    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf, kernels)
 
 
-def discriminator(spec) -> Discriminator:
-    return Discriminator(spec.channels, spec.image_size, spec.ndf)
+def discriminator(spec, kernels=DEFAULT) -> Discriminator:
+    return Discriminator(spec.channels, spec.image_size, spec.ndf, kernels)
 
 
 def check(spec) -> None:

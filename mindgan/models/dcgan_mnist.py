@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from mindspore import nn
 
+from ..cpu import DEFAULT
 from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape
 
 D_OUTPUT = "logit"
@@ -25,31 +26,32 @@ SLOPE, MOMENTUM, EPS, DROPOUT = 0.3, 0.99, 1e-3, 0.3
 __all__ = ["generator", "discriminator", "check", "spec_from_shapes"]
 
 
-def _bn2d(width):
-    return BatchNorm2d(width, momentum=MOMENTUM, eps=EPS, native=True)
+def _bn2d(width, native: bool):
+    return BatchNorm2d(width, momentum=MOMENTUM, eps=EPS, native=native)
 
 
 class Generator(nn.Cell):
     """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
     2,305,472 trainable parameters at latent 100, ngf 64, `[1, 28, 28]`."""
 
-    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int):
+    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int, kernels=DEFAULT):
         super().__init__()
+        native = kernels.native
         self.latent_size = latent_size
         side, w = image_size // 4, ngf
         self.model = nn.SequentialCell(
             nn.Dense(latent_size, 4 * w * side * side, has_bias=False, weight_init="xavier_uniform"),
             BatchNorm1d(4 * w * side * side, momentum=MOMENTUM, eps=EPS),
-            LeakyReLU(SLOPE, native=True),
+            LeakyReLU(SLOPE, native=native),
             Reshape((4 * w, side, side)),
             Conv2dTranspose(4 * w, 2 * w, 5, stride=1, pad_mode="same", has_bias=False,
-                            weight_init="xavier_uniform", input_size=side),
-            _bn2d(2 * w), LeakyReLU(SLOPE, native=True),
+                            weight_init="xavier_uniform", input_size=side, kernels=kernels),
+            _bn2d(2 * w, native), LeakyReLU(SLOPE, native=native),
             Conv2dTranspose(2 * w, w, 5, stride=2, pad_mode="same", has_bias=False,
-                            weight_init="xavier_uniform", input_size=side),
-            _bn2d(w), LeakyReLU(SLOPE, native=True),
+                            weight_init="xavier_uniform", input_size=side, kernels=kernels),
+            _bn2d(w, native), LeakyReLU(SLOPE, native=native),
             Conv2dTranspose(w, channels, 5, stride=2, pad_mode="same", has_bias=False,
-                            weight_init="xavier_uniform", input_size=2 * side),
+                            weight_init="xavier_uniform", input_size=2 * side, kernels=kernels),
             nn.Tanh(),
         )
         self.update_parameters_name("generator.")
@@ -62,16 +64,17 @@ class Discriminator(nn.Cell):
     """images `[N, nc, S, S]` in [-1, 1] -> logit float32 `[N, 1]` (P(real) = sigmoid).
     212,865 trainable parameters at ndf 64, `[1, 28, 28]`."""
 
-    def __init__(self, channels: int, image_size: int, ndf: int):
+    def __init__(self, channels: int, image_size: int, ndf: int, kernels=DEFAULT):
         super().__init__()
+        native = kernels.native
         side, w = image_size // 4, ndf
         self.model = nn.SequentialCell(
             Conv2d(channels, w, 5, stride=2, pad_mode="same", has_bias=True,
-                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size),
-            LeakyReLU(SLOPE, native=True), Dropout(DROPOUT, salt=1, native=True),
+                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size, kernels=kernels),
+            LeakyReLU(SLOPE, native=native), Dropout(DROPOUT, salt=1, native=native),
             Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True,
-                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size // 2),
-            LeakyReLU(SLOPE, native=True), Dropout(DROPOUT, salt=2, native=True),
+                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size // 2, kernels=kernels),
+            LeakyReLU(SLOPE, native=native), Dropout(DROPOUT, salt=2, native=native),
             Reshape((2 * w * side * side,)),
             nn.Dense(2 * w * side * side, 1, weight_init="xavier_uniform", bias_init="zeros"),
         )
@@ -81,12 +84,12 @@ class Discriminator(nn.Cell):
         return self.model(x)
 
 
-def generator(spec) -> Generator:
-    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf)
+def generator(spec, kernels=DEFAULT) -> Generator:
+    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf, kernels)
 
 
-def discriminator(spec) -> Discriminator:
-    return Discriminator(spec.channels, spec.image_size, spec.ndf)
+def discriminator(spec, kernels=DEFAULT) -> Discriminator:
+    return Discriminator(spec.channels, spec.image_size, spec.ndf, kernels)
 
 
 def check(spec) -> None:

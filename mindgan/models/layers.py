@@ -1,24 +1,22 @@
 """Layers shared by the model families, in forms that are cheap on MindSpore's CPU backend.
 
-Each computes what the stock MindSpore layer computes (same parameters, same results to float
-rounding) but compiles to plain sums and elementwise ops, which the CPU backend runs several
-times faster than its fused kernels; on GPU/Ascend they are ordinary ops too.
+Each computes what the stock MindSpore layer computes (same parameters and names, results to
+float rounding), so every checkpoint loads into either. How the convolutions and the native
+elementwise kernels compute is the `mindgan.cpu.Kernels` a layer is given when it is built
+(nothing is read from the environment here); inference mode always uses graph ops, so
+exported graphs hold standard nodes.
 """
 from __future__ import annotations
-
-import contextlib
 
 import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 
-from .matmul_conv import ConvGeometry, ConvOp, same_padding
-from .native_elementwise import NativeBatchNorm, NativeDropout, NativeLeakyReLU
-from .onednn_conv import OneDNNConv
+from ..cpu import DEFAULT, Kernels
+from ..cpu.conv import plan_convolution
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "LeakyReLU", "ReLU", "Dropout", "Reshape", "WholeInputConv2d",
-           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose", "convolution_route", "native_elementwise",
-           "standard_convolutions"]
+           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose"]
 
 
 def _update_running_statistics(bn, mean, var, n):
@@ -35,9 +33,9 @@ class BatchNorm1d(nn.BatchNorm1d):
     """`nn.BatchNorm1d` with the same parameters and results (to float rounding), whose
     training-mode forward is written in sums and elementwise ops. x float32 `[N, C]`.
 
-    MindSpore 2.10's fused BatchNorm kernel on CPU costs about 2 µs per channel (2 ms for
-    `[128, 1024]`, a quarter of the MLP's training step); these ops compile to the same math in
-    a fraction of that, on any device. Inference mode is the parent's fused kernel, so exported
+    MindSpore 2.10's fused BatchNorm kernel on CPU is slow per channel (a quarter of the MLP's
+    step; README, "Speed"); these ops compile to the same math in a fraction of that, on any
+    device. Inference mode is the parent's fused kernel, so exported
     graphs keep a plain BatchNorm node. Like the parent: normalises with the biased batch
     variance and updates the running variance with the unbiased one.
 
@@ -73,16 +71,18 @@ class BatchNorm1d(nn.BatchNorm1d):
 
 class BatchNorm2d(nn.BatchNorm2d):
     """`nn.BatchNorm2d` (same parameters, results to float rounding). With `native`, the
-    training-mode forward and backward are one native kernel each (`native_elementwise()`),
-    the running statistics updated here as the parent does (the new batch weighted by
-    1 - momentum, the unbiased variance); MindSpore's fused kernel runs on plain NCHW at a
-    fraction of memory speed on CPU. Inference mode is the parent's kernel, so exported graphs
-    keep a plain BatchNorm node. x float32 `[N, C, H, W]`."""
+    training-mode forward and backward are one native kernel each (`cpu.elementwise`), the
+    running statistics updated here as the parent does (the new batch weighted by
+    1 - momentum, the unbiased variance), because MindSpore's fused kernel runs on plain NCHW
+    at a fraction of memory speed on CPU. Inference mode is the parent's kernel. x float32
+    `[N, C, H, W]`."""
 
     def __init__(self, *args, native: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.native = native and native_elementwise()
+        self.native = native
         if self.native:
+            from ..cpu.elementwise import NativeBatchNorm
+
             self.op = NativeBatchNorm(self.eps)
 
     def construct(self, x):
@@ -97,16 +97,18 @@ class BatchNorm2d(nn.BatchNorm2d):
 class LeakyReLU(nn.LeakyReLU):
     """`nn.LeakyReLU` as relu(x) - alpha * relu(-x): the same values and gradients bit for bit
     (except the subgradient at exactly 0), but the gradient is two ReLU masks instead of the
-    Maximum gradient's Select/compare chain, which costs 2-3x more on CPU.
+    Maximum gradient's Select/compare chain, which costs more on CPU.
 
     With `native` (for large tensors: convolutional feature maps), in training one native
-    kernel each way where `native_elementwise()` says so, with the same results bit for bit;
-    inference (and so export) keeps the graph ops."""
+    kernel each way (`cpu.elementwise`), with the same results bit for bit; inference (and so
+    export) keeps the graph ops."""
 
     def __init__(self, alpha: float = 0.2, native: bool = False):
         super().__init__(alpha)
-        self.native = native and native_elementwise()
+        self.native = native
         if self.native:
+            from ..cpu.elementwise import NativeLeakyReLU
+
             self.op = NativeLeakyReLU(alpha)
 
     def construct(self, x):
@@ -117,13 +119,15 @@ class LeakyReLU(nn.LeakyReLU):
 
 class ReLU(nn.ReLU):
     """`nn.ReLU`; with `native`, in training the native kernel each way (`LeakyReLU`'s at slope
-    0) where `native_elementwise()` says so. Same values; gradients equal up to the sign of
-    zeros. Inference (and so export) keeps the stock op."""
+    0). Same values; gradients equal up to the sign of zeros. Inference (and so export) keeps
+    the stock op."""
 
     def __init__(self, native: bool = False):
         super().__init__()
-        self.native = native and native_elementwise()
+        self.native = native
         if self.native:
+            from ..cpu.elementwise import NativeLeakyReLU
+
             self.op = NativeLeakyReLU(0.0)
 
     def construct(self, x):
@@ -142,8 +146,8 @@ class Dropout(nn.Cell):
     where the top 24 bits of a 32-bit integer hash of (element index, calls, `salt`) are at
     least p * 2^24. Integer arithmetic: the same masks on every device. (Up to mindgan 0.2.0 the
     masks came from a sine hash: a run resumed across that change draws different, equally
-    random, masks.) With `native`, x * mask is one native kernel each way
-    (`native_elementwise()`), bit for bit the same. Inference mode is the identity.
+    random, masks.) With `native`, x * mask is one native kernel each way (`cpu.elementwise`),
+    bit for bit the same. Inference mode is the identity.
     """
 
     def __init__(self, p: float, salt: int = 0, native: bool = False):
@@ -156,8 +160,10 @@ class Dropout(nn.Cell):
         self.calls = Parameter(Tensor(0.0, ms.float32), name="calls", requires_grad=False)
         self.rank = 0  # a data-parallel worker's masks are its slice of the global batch's
         self.shift = ops.RightShift()
-        self.native = native and native_elementwise()
+        self.native = native
         if self.native:
+            from ..cpu.elementwise import NativeDropout
+
             self.op = NativeDropout(self.scale)
 
     def use_workers(self, rank: int, workers: int) -> None:
@@ -208,37 +214,16 @@ class Reshape(nn.Cell):
         return f"shape={self.shape}"
 
 
-def convolution_route() -> str:
-    """How `Conv2d` / `Conv2dTranspose` layers built now compute: "stock" off CPU (the native
-    kernels of GPU/Ascend are the right ones), on CPU `runtime.convolution_route()`: "onednn"
-    (the native oneDNN kernel, `onednn_conv`), "matmul" (gather + MatMul, `matmul_conv`) or
-    "stock"."""
-    if ms.get_context("device_target") != "CPU":
-        return "stock"
-    from ..runtime import convolution_route as cpu_route
-
-    return cpu_route()
-
-
-def native_elementwise() -> bool:
-    """Whether layers built now with `native=True` use the native kernels
-    (`native_elementwise`): where the convolutions take the native route too."""
-    return convolution_route() == "onednn"
-
-
-class _Replaceable:
-    """A layer with its own computation that `standard_convolutions` turns back into its stock
-    parent's while it lasts (`stock`)."""
-
-    stock = False
-
-
-class WholeInputConv2d(nn.Conv2d, _Replaceable):
+class WholeInputConv2d(nn.Conv2d):
     """`nn.Conv2d` for a kernel that covers its whole input (`pad_mode="valid"`, stride 1,
     x `[N, C, k, k]` -> `[N, O, 1, 1]`, as DCGAN's last discriminator layer), computed as the
-    MatMul it is: x `[N, C·k·k]` @ weight `[O, C·k·k]`^T. Same parameters (names, shapes) and
-    results to float rounding; on CPUs, oneDNN runs this shape of convolution (one output
-    pixel, one output channel) with its reference kernel, 7 % of a DCGAN-64 step."""
+    MatMul it is, x `[N, C·k·k]` @ weight `[O, C·k·k]`^T, unless `kernels.rewrites` is off.
+    Same parameters (names, shapes) and results to float rounding; on CPUs, oneDNN runs this
+    shape of convolution (one output pixel, one output channel) with its reference kernel."""
+
+    def __init__(self, *args, kernels: Kernels = DEFAULT, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stock = not kernels.rewrites
 
     def construct(self, x):
         if self.stock:
@@ -250,11 +235,16 @@ class WholeInputConv2d(nn.Conv2d, _Replaceable):
         return ops.reshape(y, (-1, self.out_channels, 1, 1))
 
 
-class WholeInputConv2dTranspose(nn.Conv2dTranspose, _Replaceable):
+class WholeInputConv2dTranspose(nn.Conv2dTranspose):
     """`nn.Conv2dTranspose` from a 1x1 input (`pad_mode="valid"`, stride 1: x `[N, C, 1, 1]` ->
-    `[N, O, k, k]`, DCGAN's first generator layer) as the MatMul it is: x `[N, C]` @ weight
-    `[C, O·k·k]`. Same parameters and results to float rounding, on every device; on CPUs it
-    avoids oneDNN's transposed convolution (a reference kernel on AVX-512)."""
+    `[N, O, k, k]`, DCGAN's first generator layer) as the MatMul it is, x `[N, C]` @ weight
+    `[C, O·k·k]`, unless `kernels.rewrites` is off. Same parameters and results to float
+    rounding, on every device; on CPUs it avoids oneDNN's transposed convolution (a reference
+    kernel on AVX-512)."""
+
+    def __init__(self, *args, kernels: Kernels = DEFAULT, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stock = not kernels.rewrites
 
     def construct(self, x):
         if self.stock:
@@ -267,58 +257,17 @@ class WholeInputConv2dTranspose(nn.Conv2dTranspose, _Replaceable):
         return y
 
 
-def _pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def _padding(pad_mode, padding, size, kernel, stride):
-    """(top, left) padding of a convolution of `size` (h, w) pixels."""
-    if pad_mode == "valid":
-        return (0, 0)
-    if pad_mode == "same":
-        return tuple(same_padding(size[k], kernel[k], stride[k])[0] for k in (0, 1))
-    pads = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
-    if pads[0] != pads[1] or pads[2] != pads[3]:
-        raise ValueError(f"padding {padding}: only symmetric padding is supported")
-    return (pads[0], pads[2])
-
-
-class _RoutedConvolution(_Replaceable):
-    """What `Conv2d` and `Conv2dTranspose` share: a route (`convolution_route`) and the
-    geometry for it. NCHW in and out; pixel rows `[N, H·W, C]` inside on the MatMul route.
+class _RoutedConvolution:
+    """What `Conv2d` and `Conv2dTranspose` share: a route (`kernels.conv`) and the op planned
+    for it (`cpu.conv.plan_convolution`). NCHW in and out; pixel rows `[N, H·W, C]` inside on the MatMul route.
     (Each subclass writes its own four-line `construct`: `super().construct()` called from a
     mixin's construct recurses forever in graph mode.)"""
 
-    def _choose_route(self, input_size, transpose: bool) -> None:
-        """Work out the geometry for inputs of `input_size` pixels and choose the route."""
-        if self.group != 1 or _pair(self.dilation) != (1, 1):
-            raise ValueError(f"{type(self).__name__}: no groups or dilation")
-        size, kernel, stride = _pair(input_size), _pair(self.kernel_size), _pair(self.stride)
-        if not transpose:
-            top_left = _padding(self.pad_mode, self.padding, size, kernel, stride)
-            if self.pad_mode == "same":
-                out = tuple(-(-size[k] // stride[k]) for k in (0, 1))
-            else:
-                out = tuple((size[k] + 2 * top_left[k] - kernel[k]) // stride[k] + 1 for k in (0, 1))
-            in_out = (size, out)
-        else:
-            if self.pad_mode == "same":
-                out = tuple(size[k] * stride[k] for k in (0, 1))
-            else:
-                pad = (0, 0) if self.pad_mode == "valid" else _padding("pad", self.padding, size, kernel, stride)
-                out = tuple((size[k] - 1) * stride[k] + kernel[k] - 2 * pad[k] for k in (0, 1))
-            # The convolution this is the input gradient of runs from `out` pixels to `size`.
-            top_left = _padding(self.pad_mode, self.padding, out, kernel, stride)
-            in_out = (out, size)
-        self.route, self.out_hw = convolution_route(), out
+    def _choose_route(self, input_size, transpose: bool, kernels: Kernels) -> None:
+        """Plan the convolution for inputs of `input_size` pixels on `kernels.conv`'s route."""
+        self.route = kernels.conv
         self.stock = self.route == "stock"
-        if self.route == "onednn":
-            self.op = OneDNNConv(*in_out, kernel, stride, top_left, transpose)
-        elif self.route == "matmul":
-            channels = self.out_channels if transpose else self.in_channels
-            self.op = ConvOp(ConvGeometry(*in_out, kernel, stride, top_left, channels), transpose)
-        else:
-            self.op = None
+        self.out_hw, self.op = plan_convolution(self, input_size, transpose, self.route)
 
     def _routed_construct(self, x):
         if self.route == "onednn":
@@ -341,12 +290,12 @@ class _RoutedConvolution(_Replaceable):
 
 class Conv2d(nn.Conv2d, _RoutedConvolution):
     """`nn.Conv2d` (same parameters, results to float rounding) for inputs of `input_size`
-    pixels, computed the way `convolution_route()` says: by the native oneDNN kernel, as
-    gather + MatMul, or by the stock kernel. No dilation or groups. x `[N, C, H, W]` float32."""
+    pixels, computed on the route `kernels.conv`: by the native oneDNN kernel, as gather +
+    MatMul, or by the stock kernel. No dilation or groups. x `[N, C, H, W]` float32."""
 
-    def __init__(self, *args, input_size, **kwargs):
+    def __init__(self, *args, input_size, kernels: Kernels = DEFAULT, **kwargs):
         super().__init__(*args, **kwargs)
-        self._choose_route(input_size, transpose=False)
+        self._choose_route(input_size, False, kernels)
 
     def construct(self, x):
         if self.stock:
@@ -356,30 +305,15 @@ class Conv2d(nn.Conv2d, _RoutedConvolution):
 
 class Conv2dTranspose(nn.Conv2dTranspose, _RoutedConvolution):
     """`nn.Conv2dTranspose` (same parameters, results to float rounding) for inputs of
-    `input_size` pixels, computed as the input gradient of the convolution it inverts, the
-    way `convolution_route()` says (native oneDNN, gather + MatMul, or the stock kernel). No
-    dilation or groups. x `[N, C, H, W]` float32."""
+    `input_size` pixels, computed as the input gradient of the convolution it inverts, on the
+    route `kernels.conv` (native oneDNN, gather + MatMul, or the stock kernel). No dilation or
+    groups. x `[N, C, H, W]` float32."""
 
-    def __init__(self, *args, input_size, **kwargs):
+    def __init__(self, *args, input_size, kernels: Kernels = DEFAULT, **kwargs):
         super().__init__(*args, **kwargs)
-        self._choose_route(input_size, transpose=True)
+        self._choose_route(input_size, True, kernels)
 
     def construct(self, x):
         if self.stock:
             return super().construct(x)
         return self._routed_construct(x)
-
-
-@contextlib.contextmanager
-def standard_convolutions(net: nn.Cell):
-    """Inside the block, every layer of this module in `net` computes as its stock parent
-    does (export, whose graphs must hold standard Conv nodes; tests); the layers' own routes
-    are back after it. Compile inside the block."""
-    saved = [(cell, cell.stock) for _, cell in net.cells_and_names() if isinstance(cell, _Replaceable)]
-    for cell, _ in saved:
-        cell.stock = True
-    try:
-        yield net
-    finally:
-        for cell, stock in saved:
-            cell.stock = stock

@@ -72,11 +72,11 @@ class Discriminator(nn.Cell):
         return self.model(ops.reshape(x, (-1, self.features)))
 
 
-def generator(spec) -> Generator:
-    return Generator(spec.latent_size, spec.image_shape)
+def generator(spec, kernels=None) -> Generator:
+    return Generator(spec.latent_size, spec.image_shape)  # dense layers only: no kernels to choose
 
 
-def discriminator(spec) -> Discriminator:
+def discriminator(spec, kernels=None) -> Discriminator:
     return Discriminator(spec.image_shape)
 
 

@@ -1,11 +1,9 @@
-"""2-D convolutions as gather + MatMul, for MindSpore's CPU backend.
+"""2-D convolutions as gather + MatMul, for MindSpore's CPU backend (the "matmul" route).
 
-MindSpore 2.10 runs CPU convolutions through oneDNN on plain NCHW tensors: `x64:gemm:jit` under
-AVX2 (about half PyTorch's speed) and, on AVX-512 CPUs, a reference kernel for the input
-gradient and the transposed convolution (40-80x slower), which is why convolution-heavy work
-used to cap oneDNN at AVX2, halving MatMul's speed too. Its MatMul, uncapped, runs at PyTorch's
-speed. So here a convolution is what oneDNN's gemm path does, written in graph ops that reach
-that MatMul:
+MindSpore 2.10 runs CPU convolutions through oneDNN on plain NCHW tensors: im2col + GEMM under
+AVX2 and, on AVX-512 CPUs, a reference kernel for the input gradient and the transposed
+convolution, while its MatMul, uncapped, is fast. So here a convolution is what oneDNN's gemm
+path does, written in graph ops that reach that MatMul:
 
 - forward: im2col as one Gather of pixel rows (`[N, H·W, C]`, channels last, with one zero row
   for the padding), then `[N·OH·OW, kh·kw·C] @ [kh·kw·C, O]`;
@@ -19,8 +17,9 @@ that MatMul:
 differentiates a Gather (its gradient, a scatter-add, is several times slower on CPU). The index
 tables are fixed at construction from the input size, as the families know it from their spec.
 On GPU/Ascend the stock cells' native kernels are the right ones, and on CPUs without AVX-512
-(or with oneDNN capped below it) oneDNN's own gemm convolutions are faster: `layers.Conv2d` and
-`layers.Conv2dTranspose` use this module only where `layers.matmul_convolutions()` says so.
+(or with oneDNN capped below it) oneDNN's own gemm convolutions are faster: `models.layers`
+uses this module only on the route `mindgan.cpu.convolution_route` chooses ("matmul").
+docs/PERFORMANCE.md has the measurements.
 """
 from __future__ import annotations
 
@@ -63,8 +62,8 @@ class ConvGeometry(nn.Cell):
         self.matmul_ta = ops.MatMul(transpose_a=True)
         # The input gradient's MatMuls are C columns wide by phase; for a narrow C (an RGB
         # image: 3) MatMul wastes most of its time, so multiply first and gather the products:
-        # 12 vs 120 ms for [128, 3, 64, 64] <- [128, 64, 32, 32], 4x4 stride 2, while the
-        # phases win at 64+ channels (38 vs 78 ms for 128 <- 256 channels, 8 -> 16 pixels).
+        # Narrow outputs (the image side) favour multiplying first; wide ones the phases
+        # (docs/PERFORMANCE.md, "Convolutions as gather + MatMul").
         self.scatter = in_channels < NARROW
         if self.scatter:
             self.slots = self._col2im_index(h, w, oh, ow, kh, kw, s, t, pt, pl)

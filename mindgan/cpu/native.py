@@ -1,12 +1,13 @@
-"""The package's native CPU kernels (`mindgan/csrc`): compiled on first use, cached, loaded.
+"""The package's native CPU kernels (`mindgan/cpu/csrc`): compiled on first use, cached, loaded.
 
 One library of MindSpore "aot" custom operators: `csrc/onednn_conv.cc` runs convolutions
-through the oneDNN that MindSpore ships, with blocked layouts (`models.onednn_conv`);
-`csrc/elementwise.cc` runs leaky ReLU and dropout masks in one pass each (`models.layers`).
+through the oneDNN that MindSpore ships, with blocked layouts (`cpu.onednn_conv`);
+`csrc/elementwise.cc` runs leaky ReLU, dropout masks and batch norm (forward and backward) in
+one pass each (`cpu.elementwise`).
 It is built with the system's C++ compiler (`$CXX`, else g++) against MindSpore's own
 `lib/libdnnl.so.3`, once per source, compiler and MindSpore install, into `$MINDGAN_CACHE/kernels`
-(default `~/.cache/mindgan/kernels`). Nothing here imports MindSpore, so `runtime` can ask before
-MindSpore loads; where the library cannot be built the layers keep their graph-op routes, and
+(default `~/.cache/mindgan/kernels`). Nothing here imports MindSpore, so `mindgan.cpu` can ask
+before MindSpore loads; where the library cannot be built the layers keep their graph-op routes, and
 `library_status()` says why.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .fileio import cache_dir, write_text
+from ..fileio import cache_dir, write_text
 
 __all__ = ["NativeUnavailable", "library", "library_status", "custom_op", "SOURCES"]
 
@@ -63,7 +64,7 @@ def _build(lib: Path) -> Path:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             first = (done.stderr.strip().splitlines() or ["no message"])[0]
-            raise NativeUnavailable(f"{compiler} could not build mindgan/csrc "
+            raise NativeUnavailable(f"{compiler} could not build mindgan/cpu/csrc "
                                     f"(exit {done.returncode}): {first}")
         os.replace(tmp, target)
         write_text(_checksum_file(target), _sha256(target))

@@ -1,18 +1,18 @@
 """Leaky ReLU, dropout and batch norm by the package's native CPU kernels (`csrc/elementwise.cc`).
 
-MindSpore 2.10's CPU elementwise kernels take 1-2 ms each on a convolutional feature map
-(`[256, 64, 14, 14]`), and `layers.LeakyReLU` is five of them forward and five backward,
-`layers.Dropout`'s mask a dozen; one native pass does either at memory speed, bit for bit as
-the graph-op versions in `layers`. MindSpore's fused batch norm runs on plain NCHW at a
-fraction of memory speed; the native one is about 2x faster. `layers` uses these where
-`layers.native_elementwise()` says so (CPU, with the native library built).
+`models.layers.LeakyReLU` is five graph ops forward and five backward, `models.layers.Dropout`'s
+mask a dozen, each a pass over a whole feature map on MindSpore's CPU backend; one native pass
+does either, bit for bit as the graph-op versions. MindSpore's fused batch norm runs on plain
+NCHW far below memory speed. The layers use these when built with `native=True`, which the
+families pass as `Kernels.native` (the "onednn" route: CPU, with the native library built).
+docs/PERFORMANCE.md has the timings.
 """
 from __future__ import annotations
 
 import numpy as np
 from mindspore import Tensor, nn, ops
 
-from .. import native
+from . import native
 
 __all__ = ["NativeLeakyReLU", "NativeDropout", "NativeBatchNorm"]
 

@@ -11,7 +11,7 @@
 //   ConvForward(x [N,C,H,W], w [O,C,kh,kw], g)          -> y [N,O,OH,OW]
 //   ConvBackwardData(dy [N,O,OH,OW], w [O,C,kh,kw], g)  -> dx [N,C,H,W]  (= transposed conv)
 //   ConvBackwardWeights(x [N,C,H,W], dy [N,O,OH,OW], g) -> dw [O,C,kh,kw]
-// Built and loaded by mindgan/native.py; declarations are the subset of oneDNN 3's C API
+// Built and loaded by mindgan/cpu/native.py; declarations are the subset of oneDNN 3's C API
 // (stable ABI across 3.x) this file uses, so no oneDNN headers are needed to build it.
 
 #include <omp.h>
@@ -310,7 +310,7 @@ int ConvBackwardWeights(int, void **params, int *, int64_t **shapes, const char 
              geometry(shapes[0], shapes[3], shapes[1], static_cast<int32_t *>(params[2])));
 }
 
-// For mindgan/native.py: 0 if the loaded oneDNN is one this file was written for.
+// For mindgan/cpu/native.py: 0 if the loaded oneDNN is one this file was written for.
 int mindgan_conv_check(void) {
   const dnnl_version_t *v = dnnl_version();
   return (v->major == 3 && v->cpu_runtime == kRuntimeThreadpool) ? 0 : 1;

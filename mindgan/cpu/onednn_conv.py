@@ -1,19 +1,19 @@
 """2-D convolutions through the package's native oneDNN kernel, for MindSpore's CPU backend.
 
-MindSpore 2.10 hands oneDNN plain NCHW tensors, for which oneDNN has only im2col + GEMM (AVX2,
-about half PyTorch's speed) or, on AVX-512 CPUs, a reference kernel (40-80x slower).
-`csrc/onednn_conv.cc` calls the same oneDNN with layouts of its own choosing, which gets its
-blocked direct / brgemm kernels (PyTorch's), reordering NCHW in and out on each call. It runs
-as three MindSpore "aot" custom operators: forward, input gradient and weight gradient; a
-transposed convolution is the input gradient of the convolution it inverts, so one geometry
-serves both, with the other two as its custom bprop. Built by `native.library()`.
+MindSpore 2.10 hands oneDNN plain NCHW tensors, for which oneDNN has only im2col + GEMM or, on
+AVX-512 CPUs, a reference kernel (docs/PERFORMANCE.md). `csrc/onednn_conv.cc` calls the same
+oneDNN with layouts of its own choosing, which gets its blocked direct / brgemm kernels
+(PyTorch's), reordering NCHW in and out on each call. It runs as three MindSpore "aot" custom
+operators: forward, input gradient and weight gradient; a transposed convolution is the input
+gradient of the convolution it inverts, so one geometry serves both, with the other two as its
+custom bprop. Built by `native.library()`.
 """
 from __future__ import annotations
 
 import numpy as np
 from mindspore import Tensor, nn
 
-from .. import native
+from . import native
 
 __all__ = ["OneDNNConv"]
 
