@@ -42,7 +42,7 @@ def conv_layers(model: str):
     from mindgan.models import ModelSpec, build, family
     from mindgan.models.layers import Conv2d, Conv2dTranspose
 
-    preset = family(model).PRESET
+    preset = family(model).preset
     spec = ModelSpec(model, channels=preset["channels"], image_size=preset["image_size"])
     found = []
     inputs = (np.zeros((2, spec.latent_size), np.float32), np.zeros((2,) + spec.image_shape, np.float32))

@@ -4,7 +4,7 @@ Every file is written to a temporary name in the same folder and renamed into pl
 process killed at any moment leaves the previous checkpoint intact and loadable. Generator
 files and resume states carry their model spec ("mindgan_spec"), so a generator loads without
 being told its architecture; files without one (older mindgan files, the tutorials' own
-`Generator*.ckpt`) are recognised by their parameter names and shapes.
+`Generator*.ckpt`) are recognised by their parameter names and shapes (`mindgan.compat`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from pathlib import Path
 import mindspore as ms
 from mindspore import nn
 
+from .compat import looks_like_discriminator, spec_from_shapes
 from .fileio import atomic_output
-from .models import ModelSpec, build_generator, spec_from_shapes
+from .models import ModelSpec, build_generator
 
 __all__ = ["CheckpointError", "atomic_save", "save_generator", "save_state", "load_state",
            "read_checkpoint", "generator_weights", "load_generator", "as_generator"]
@@ -115,16 +116,20 @@ def generator_weights(params: dict, path="checkpoint") -> tuple[dict, ModelSpec]
     found = {_canonical(name): value for name, value in params.items()
              if _G_PARAM.search(name) and not _NOT_G.search(name) and hasattr(value, "shape")}
     shapes = {k: tuple(v.shape) for k, v in found.items()}
+    d_shapes = {_canonical(name): tuple(value.shape) for name, value in params.items()
+                if _G_PARAM.search(name) and "discriminator" in name and "moment" not in name
+                and hasattr(value, "shape")}
     if "mindgan_spec" in params:
         try:
             spec = ModelSpec.from_json(str(params["mindgan_spec"]))
         except ValueError as exc:
             raise CheckpointError(f"{path}: mindgan_spec is {exc}") from None
     else:
-        spec = spec_from_shapes(shapes)
+        spec = spec_from_shapes(shapes, d_shapes)
     if spec is None:
-        if not found and any("discriminator" in k for k in params) or any(
-                tuple(getattr(v, "shape", ())) == (1, 256) for v in params.values()):
+        every = {_canonical(n): tuple(v.shape) for n, v in params.items()
+                 if _G_PARAM.search(n) and hasattr(v, "shape")}
+        if looks_like_discriminator(list(params), every):
             raise CheckpointError(f"{path}: this is a discriminator checkpoint, not a generator")
         raise CheckpointError(f"{path}: no generator weights of a known model family found "
                               f"({len(params)} entries in the file)")

@@ -71,7 +71,7 @@ class TrainConfig:
                    "log_every", "data_dir", "steps_per_call", "eval_every", "eval_samples")
 
     def __post_init__(self):
-        preset = family(self.model).PRESET
+        preset = family(self.model).preset
         for name, value in preset.items():
             if getattr(self, name, None) is None and name != "channels":
                 object.__setattr__(self, name, value)
@@ -92,7 +92,7 @@ class TrainConfig:
     def spec(self) -> ModelSpec:
         """The networks this config trains. Until the data has set `channels`, the family's
         own (1 for the MNIST families, 3 for dcgan)."""
-        channels = self.channels if self.channels is not None else family(self.model).PRESET["channels"]
+        channels = self.channels if self.channels is not None else family(self.model).preset["channels"]
         return ModelSpec(self.model, self.latent_size, channels, self.image_size,
                          self.ngf, self.ndf, loss=self.loss)
 

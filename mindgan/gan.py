@@ -51,7 +51,7 @@ def build_gan(config, kernels: Kernels = DEFAULT):
 
 def d_output(spec) -> str:
     """What the discriminator of `spec` ends in: "probability" or "logit"."""
-    return spec.d_output or family(spec.family).D_OUTPUT
+    return spec.d_output or family(spec.family).d_output
 
 
 def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"):
@@ -66,8 +66,7 @@ def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     `nn.DistributedGradReducer`.
     """
     # Plain functions, unpacked here: a compiled graph sees a NamedTuple as a bare tuple.
-    spec = getattr(net_d, "spec", None)  # nets built without a spec are the tutorial's MLP
-    d_loss, g_loss, probability = loss_for(loss, d_output(spec) if spec else "probability")
+    d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
 
     def d_forward(real, z):
         d_real = net_d(real)

@@ -22,8 +22,7 @@ from .cli import (
     start,
     unit_interval,
 )
-
-FAMILIES = ("mlp", "dcgan", "dcgan-mnist")  # mindgan.models.FAMILIES, without importing MindSpore
+from .registry import FAMILY_NAMES
 
 EXAMPLES = """examples:
   python -m mindgan.train --device_target GPU              # 50 epochs, averaged generator
@@ -57,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "msrun, each worker trains on its slice of every global batch.")
     # default=None everywhere: with --resume, only flags actually given override the saved run.
     a = p.add_argument
-    a("--model", choices=tuple(FAMILIES), default=None,
+    a("--model", choices=FAMILY_NAMES, default=None,
       help="model family (default mlp); sets the defaults of the flags below")
     a("--tutorial", action="store_true",
       help="exactly the tutorial's settings for --model (for mlp: 200 epochs, no averaging, no "

@@ -11,7 +11,7 @@ import tutorial_reference
 from helpers import REPO
 
 from mindgan.checkpoint import CheckpointError, atomic_save, load_generator
-from mindgan.models import Discriminator, Generator
+from mindgan.models import Discriminator, Generator, ModelSpec
 
 
 def test_tutorial_checkpoint_loads_and_matches(tmp_path):
@@ -63,7 +63,7 @@ def test_bad_checkpoints_give_one_clear_error(tmp_path, case):
         atomic_save(Discriminator(), path)
         expected = "discriminator checkpoint"
     elif case == "latent":
-        atomic_save(Generator(latent_size=64), path)
+        atomic_save(Generator(ModelSpec(latent_size=64)), path)
         kwargs = {"latent_size": 100}
         expected = "latent size 64"
     else:

@@ -16,7 +16,7 @@ from mindgan.checkpoint import atomic_save, load_generator
 from mindgan.data import load_mnist
 from mindgan.export import export_generator
 from mindgan.infer import generate, interpolate, slerp
-from mindgan.models import Discriminator, Generator
+from mindgan.models import Discriminator, Generator, ModelSpec
 from mindgan.training import TrainConfig, train
 
 ENV = {**os.environ, "GLOG_v": "3"}
@@ -160,7 +160,7 @@ def test_cli_bad_checkpoints(tmp_path, case, expected):
     elif case == "discriminator":
         atomic_save(Discriminator(), path)
     elif case == "latent64":
-        atomic_save(Generator(latent_size=64), path)
+        atomic_save(Generator(ModelSpec(latent_size=64)), path)
     args = ["--ckpt", path, "--out", tmp_path / "o.png"]
     proc = run_cli("mindgan.infer", *args)
     if case == "latent64":  # a generator of another size is usable: it says which size it has

@@ -4,7 +4,7 @@ import numpy as np
 import tutorial_reference
 from mindspore import nn
 
-from mindgan.models import Discriminator, Generator, count_params
+from mindgan.models import Discriminator, Generator, ModelSpec, count_params
 
 
 def layer_kinds(net):
@@ -62,7 +62,7 @@ def test_shapes_and_ranges():
 
 
 def test_other_latent_size():
-    g = Generator(latent_size=16)
+    g = Generator(ModelSpec(latent_size=16))
     g.set_train(False)
     assert g(ms.Tensor(np.zeros((2, 16), np.float32))).shape == (2, 1, 28, 28)
 

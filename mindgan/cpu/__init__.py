@@ -26,6 +26,8 @@ import functools
 import os
 import sys
 
+from ..registry import CONVOLUTIONAL
+
 __all__ = ["Kernels", "DEFAULT", "STANDARD", "ROUTES", "decide", "choose_cpu_kernels", "cpu_flags",
            "forced_convolutions", "convolution_route", "CONVOLUTIONAL", "STOCK_CONVOLUTIONS"]
 
@@ -59,7 +61,6 @@ STANDARD = Kernels("stock", rewrites=False)
 # on AVX-512 CPUs, where the native oneDNN kernel (`native`) cannot be built: for dcgan-mnist
 # those beat cpu.matmul_conv's gather + MatMul. See `convolution_route`.
 STOCK_CONVOLUTIONS = ("dcgan-mnist",)
-CONVOLUTIONAL = ("dcgan", "dcgan-mnist")
 _KERNELS_CHOSEN = ""  # what choose_cpu_kernels set in this process, if anything
 
 

@@ -14,14 +14,14 @@ from mindspore import nn, ops
 from mindspore.common.initializer import Normal
 
 from ..cpu import DEFAULT
+from .family import Family
 from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, WholeInputConv2d, WholeInputConv2dTranspose
 
-D_OUTPUT = "probability"
 # The tutorial's hyper-parameters: 64x64 RGB, batch 128, 10 epochs, Adam(2e-4, 0.5), 8x8 samples.
 PRESET = dict(epochs=10, batch_size=128, lr=2e-4, beta1=0.5, beta2=0.999,
               image_size=64, channels=3, num_samples=64)
 
-__all__ = ["generator", "discriminator", "check", "spec_from_shapes", "stride2_blocks"]
+__all__ = ["Generator", "Discriminator", "FAMILY", "stride2_blocks"]
 
 
 def stride2_blocks(image_size: int) -> int:
@@ -46,10 +46,11 @@ class Generator(nn.Cell):
     """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
     3,576,704 trainable parameters at latent 100, ngf 64, nc 3, S 64."""
 
-    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int, kernels=DEFAULT):
+    def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
+        self.spec, self.latent_size = spec, spec.latent_size
+        latent_size, channels, image_size, ngf = spec.latent_size, spec.channels, spec.image_size, spec.ngf
         native = kernels.native
-        self.latent_size = latent_size
         blocks = stride2_blocks(image_size)
         width = ngf * 2 ** (blocks - 1)
         self.model = nn.SequentialCell()
@@ -78,9 +79,10 @@ class Discriminator(nn.Cell):
     """images `[N, nc, S, S]` in [-1, 1] -> P(real) float32 `[N, 1]` in (0, 1).
     2,765,568 trainable parameters at ndf 64, nc 3, S 64."""
 
-    def __init__(self, channels: int, image_size: int, ndf: int, kernels=DEFAULT):
+    def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
-        native = kernels.native
+        self.spec = spec
+        channels, image_size, ndf, native = spec.channels, spec.image_size, spec.ndf, kernels.native
         blocks = stride2_blocks(image_size)
         width, size = ndf, image_size
         self.model = nn.SequentialCell()
@@ -103,33 +105,10 @@ class Discriminator(nn.Cell):
         return ops.reshape(self.model(x), (-1, 1))
 
 
-def generator(spec, kernels=DEFAULT) -> Generator:
-    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf, kernels)
-
-
-def discriminator(spec, kernels=DEFAULT) -> Discriminator:
-    return Discriminator(spec.channels, spec.image_size, spec.ndf, kernels)
-
-
 def check(spec) -> None:
     stride2_blocks(spec.image_size)
     if spec.ngf < 1 or spec.ndf < 1 or spec.channels < 1 or spec.latent_size < 1:
         raise ValueError(f"dcgan: latent size, channels, --ngf and --ndf must be positive ({spec})")
 
 
-def spec_from_shapes(shapes: dict):
-    """Recognise the generator: 4-D ConvTranspose weights at indices 0, 3, 6, ... with 4x4
-    kernels, BN after each but the last."""
-    from . import ModelSpec
-
-    first = shapes.get("model.0.weight")
-    if first is None or len(first) != 4 or tuple(first[2:]) != (4, 4):
-        return None
-    convs = []
-    while f"model.{3 * len(convs)}.weight" in shapes:
-        convs.append(tuple(shapes[f"model.{3 * len(convs)}.weight"]))
-    if len(convs) < 3 or any(len(c) != 4 or c[2:] != (4, 4) for c in convs):
-        return None
-    last = convs[-1]  # [ngf, nc, 4, 4]
-    return ModelSpec("dcgan", latent_size=int(first[0]), channels=int(last[1]),
-                     image_size=4 * 2 ** (len(convs) - 1), ngf=int(last[0]), ndf=64)
+FAMILY = Family("dcgan", PRESET, "probability", Generator, Discriminator, check)

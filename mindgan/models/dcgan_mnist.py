@@ -13,9 +13,9 @@ from __future__ import annotations
 from mindspore import nn
 
 from ..cpu import DEFAULT
+from .family import Family
 from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape
 
-D_OUTPUT = "logit"
 # The tutorial's hyper-parameters: batch 256, 50 epochs, Adam(1e-4) with Keras's beta1 0.9,
 # 16 fixed samples in a 4x4 grid.
 PRESET = dict(epochs=50, batch_size=256, lr=1e-4, beta1=0.9, beta2=0.999,
@@ -23,7 +23,7 @@ PRESET = dict(epochs=50, batch_size=256, lr=1e-4, beta1=0.9, beta2=0.999,
 
 SLOPE, MOMENTUM, EPS, DROPOUT = 0.3, 0.99, 1e-3, 0.3
 
-__all__ = ["generator", "discriminator", "check", "spec_from_shapes"]
+__all__ = ["Generator", "Discriminator", "FAMILY"]
 
 
 def _bn2d(width, native: bool):
@@ -34,11 +34,11 @@ class Generator(nn.Cell):
     """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
     2,305,472 trainable parameters at latent 100, ngf 64, `[1, 28, 28]`."""
 
-    def __init__(self, latent_size: int, channels: int, image_size: int, ngf: int, kernels=DEFAULT):
+    def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
-        native = kernels.native
-        self.latent_size = latent_size
-        side, w = image_size // 4, ngf
+        self.spec, self.latent_size = spec, spec.latent_size
+        latent_size, channels, native = spec.latent_size, spec.channels, kernels.native
+        side, w = spec.image_size // 4, spec.ngf
         self.model = nn.SequentialCell(
             nn.Dense(latent_size, 4 * w * side * side, has_bias=False, weight_init="xavier_uniform"),
             BatchNorm1d(4 * w * side * side, momentum=MOMENTUM, eps=EPS),
@@ -64,10 +64,11 @@ class Discriminator(nn.Cell):
     """images `[N, nc, S, S]` in [-1, 1] -> logit float32 `[N, 1]` (P(real) = sigmoid).
     212,865 trainable parameters at ndf 64, `[1, 28, 28]`."""
 
-    def __init__(self, channels: int, image_size: int, ndf: int, kernels=DEFAULT):
+    def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
-        native = kernels.native
-        side, w = image_size // 4, ndf
+        self.spec = spec
+        channels, image_size, native = spec.channels, spec.image_size, kernels.native
+        side, w = image_size // 4, spec.ndf
         self.model = nn.SequentialCell(
             Conv2d(channels, w, 5, stride=2, pad_mode="same", has_bias=True,
                    weight_init="xavier_uniform", bias_init="zeros", input_size=image_size, kernels=kernels),
@@ -84,14 +85,6 @@ class Discriminator(nn.Cell):
         return self.model(x)
 
 
-def generator(spec, kernels=DEFAULT) -> Generator:
-    return Generator(spec.latent_size, spec.channels, spec.image_size, spec.ngf, kernels)
-
-
-def discriminator(spec, kernels=DEFAULT) -> Discriminator:
-    return Discriminator(spec.channels, spec.image_size, spec.ndf, kernels)
-
-
 def check(spec) -> None:
     if spec.image_size % 4 or spec.image_size < 4:
         raise ValueError(f"--image_size {spec.image_size}: the dcgan-mnist family needs a "
@@ -100,20 +93,4 @@ def check(spec) -> None:
         raise ValueError(f"dcgan-mnist: latent size, channels, --ngf and --ndf must be positive ({spec})")
 
 
-def spec_from_shapes(shapes: dict):
-    """Recognise the generator: Dense at index 0, 5x5 ConvTranspose at 4, 7 and 10."""
-    from . import ModelSpec
-
-    dense, last = shapes.get("model.0.weight"), shapes.get("model.10.weight")
-    conv = shapes.get("model.4.weight")
-    if dense is None or last is None or conv is None or len(dense) != 2 or len(last) != 4:
-        return None
-    if tuple(last[2:]) != (5, 5) or len(conv) != 4:
-        return None
-    ngf = int(last[0])
-    side2 = dense[0] // (4 * ngf)
-    side = int(round(side2 ** 0.5))
-    if side * side * 4 * ngf != dense[0]:
-        return None
-    return ModelSpec("dcgan-mnist", latent_size=int(dense[1]), channels=int(last[1]),
-                     image_size=4 * side, ngf=ngf, ndf=64)
+FAMILY = Family("dcgan-mnist", PRESET, "logit", Generator, Discriminator, check)

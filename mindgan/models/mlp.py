@@ -9,17 +9,17 @@ import math
 
 from mindspore import nn, ops
 
+from ..cpu import DEFAULT
+from .family import Family
 from .layers import BatchNorm1d, LeakyReLU
+from .spec import ModelSpec
 
-IMG_SIZE = 28
-IMG_SHAPE = (1, IMG_SIZE, IMG_SIZE)  # the tutorial's images, the defaults below
-
-D_OUTPUT = "probability"
+TUTORIAL = ModelSpec()  # the tutorial's 28x28 digits, latent 100
 # The tutorial's hyper-parameters.
 PRESET = dict(epochs=200, batch_size=128, lr=2e-4, beta1=0.5, beta2=0.999,
               image_size=28, channels=1, num_samples=25)
 
-__all__ = ["Generator", "Discriminator", "generator", "discriminator", "check", "spec_from_shapes"]
+__all__ = ["Generator", "Discriminator", "FAMILY", "HIDDEN"]
 
 HIDDEN = (128, 256, 512, 1024)
 
@@ -31,10 +31,10 @@ class Generator(nn.Cell):
     Dense 1024→C*H*W, Tanh. 1,510,032 trainable parameters at latent 100 and `[1, 28, 28]`.
     """
 
-    def __init__(self, latent_size: int = 100, image_shape: tuple = IMG_SHAPE):
+    def __init__(self, spec: ModelSpec = TUTORIAL, kernels=DEFAULT):
         super().__init__()
-        self.latent_size = latent_size
-        self.image_shape = tuple(image_shape)
+        self.spec, self.latent_size, self.image_shape = spec, spec.latent_size, spec.image_shape
+        latent_size = spec.latent_size
         self.model = nn.SequentialCell()
         self.model.append(nn.Dense(latent_size, HIDDEN[0]))
         self.model.append(nn.ReLU())
@@ -58,9 +58,9 @@ class Discriminator(nn.Cell):
     533,505 trainable parameters at `[1, 28, 28]`.
     """
 
-    def __init__(self, image_shape: tuple = IMG_SHAPE):
+    def __init__(self, spec: ModelSpec = TUTORIAL, kernels=DEFAULT):
         super().__init__()
-        self.features = math.prod(image_shape)
+        self.spec, self.features = spec, math.prod(spec.image_shape)
         self.model = nn.SequentialCell(
             nn.Dense(self.features, 512), LeakyReLU(0.2),
             nn.Dense(512, 256), LeakyReLU(0.2),
@@ -72,31 +72,9 @@ class Discriminator(nn.Cell):
         return self.model(ops.reshape(x, (-1, self.features)))
 
 
-def generator(spec, kernels=None) -> Generator:
-    return Generator(spec.latent_size, spec.image_shape)  # dense layers only: no kernels to choose
-
-
-def discriminator(spec, kernels=None) -> Discriminator:
-    return Discriminator(spec.image_shape)
-
-
 def check(spec) -> None:
     if spec.latent_size < 1 or spec.channels < 1 or spec.image_size < 1:
         raise ValueError(f"mlp: latent size, channels and image size must be positive ({spec})")
 
 
-def spec_from_shapes(shapes: dict):
-    """Recognise the MLP generator: Dense layers at indices 0, 2, 5, 8, 11 (the tutorial's
-    SequentialCell), the output layer sized to a square image of 1 or 3 channels."""
-    from . import ModelSpec
-
-    first, last = shapes.get("model.0.weight"), shapes.get("model.11.weight")
-    if first is None or last is None or len(first) != 2 or tuple(first[:1]) != (HIDDEN[0],):
-        return None
-    if len(last) != 2 or last[1] != HIDDEN[-1]:
-        return None
-    for channels in (1, 3):
-        side = math.isqrt(last[0] // channels)
-        if channels * side * side == last[0]:
-            return ModelSpec("mlp", latent_size=int(first[1]), channels=channels, image_size=side)
-    return None
+FAMILY = Family("mlp", PRESET, "probability", Generator, Discriminator, check)
