@@ -86,7 +86,7 @@ def write_log(path: Path, rows: list[dict]) -> None:
 
 
 def append_log(path: Path, rows: list[dict]) -> None:
-    """Append rows: rewriting the whole log each epoch grew to 0.2 s late in a long run."""
+    """Append rows: rewriting the whole log each epoch grows with the run."""
     with open(path, "a", newline="") as f:
         csv.DictWriter(f, LOG_COLUMNS).writerows(rows)
 

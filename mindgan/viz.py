@@ -61,8 +61,8 @@ def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[
                 path: str | os.PathLike, steps_per_epoch: int | None = None,
                 max_points: int = 2000) -> Path:
     """Per-step losses (faint) with an exponentially smoothed line each; epochs on a top axis.
-    Long runs are drawn through every k-th step (at most `max_points` per line): drawing all
-    93,600 steps of a 200-epoch run took 0.5-2.6 s, redrawn after every epoch."""
+    Long runs are drawn through every k-th step (at most `max_points` per line), so that
+    redrawing it at every save stays cheap however long the run."""
     # A bare Figure, not pyplot: no GUI backend needed, and the caller's backend (a
     # notebook's inline one, say) is left alone.
     from matplotlib.figure import Figure

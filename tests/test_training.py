@@ -198,6 +198,7 @@ def test_resume_continues_exactly(tmp_path, digits):
 
 def mlp_reference() -> dict:
     """This CPU class's entry of tests/data/mlp_reference.json (skip where none is recorded)."""
+
     classes = json.loads((Path(__file__).parent / "data" / "mlp_reference.json").read_text())["classes"]
     if cpu_class() not in classes:
         pytest.skip(f"no MLP reference for {cpu_class()} CPUs: record one (tests/record_mlp_reference.py)")
