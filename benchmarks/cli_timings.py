@@ -61,7 +61,7 @@ def evaluate_run() -> dict:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--what", choices=("train", "evaluate", "both"), default="both")
     p.add_argument("--epochs", type=int, default=5, help="epochs of the quick start (default 5)")
     p.add_argument("--repeat", type=int, default=2, help="runs of each command (default 2)")

@@ -105,7 +105,7 @@ def worker(args) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--model", choices=tuple(BATCH), default="dcgan",
                    help="the family whose convolutions to time, at its tutorial's batch (dcgan 128, "
                         "dcgan-mnist 256; default dcgan)")

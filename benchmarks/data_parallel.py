@@ -61,7 +61,7 @@ def run(model: str, workers: int, data_dir: str | None, tmp: Path) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--models", nargs="+", default=["mlp", "dcgan-mnist"], choices=tuple(SETTINGS))
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--data_dir", default=None, help="image folder for dcgan (MNIST otherwise)")

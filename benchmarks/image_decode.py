@@ -31,7 +31,7 @@ def best_of(fn, repeat: int) -> float:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--source", default=str(REPO.parent / "shared" / "twemoji" / "72x72"))
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch_size", type=int, default=128)

@@ -29,7 +29,7 @@ def label(run: Path) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", default="quality_by_epoch.png")
     args = p.parse_args(argv)

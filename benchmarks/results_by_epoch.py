@@ -20,7 +20,7 @@ os.environ.setdefault("GLOG_v", "3")
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("run_dir")
     p.add_argument("--epochs", type=int, nargs="+", required=True)
     p.add_argument("--num", type=int, default=10000)

@@ -217,7 +217,7 @@ def run_worker(args, which: str) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--model", choices=tuple(PRESETS), default="mlp")
     p.add_argument("--batch_size", type=int, default=None, help="default: the family's (128, 256, 128)")
     p.add_argument("--image_size", type=int, default=64, help="dcgan's image side (default 64)")

@@ -74,6 +74,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    exported = {".onnx": "ONNX (run it with onnxruntime)",
+                ".mindir": "MINDIR (run it with mindspore.load and nn.GraphCell, or MindSpore Lite)"}
+    if path.suffix.lower() in exported:
+        raise CheckpointError(f"{path}: an exported model in {exported[path.suffix.lower()]}, not a MindSpore "
+                              f"checkpoint; the commands take the .ckpt it was exported from (README, "
+                              f"\"Export for deployment\")")
     try:
         return ms.load_checkpoint(str(path))
     except (ValueError, RuntimeError, OSError) as exc:

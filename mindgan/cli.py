@@ -8,10 +8,31 @@ import sys
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: `prog: error: ...`, exit status 2, no usage dump."""
+    """argparse with one-line errors: `prog: error: ...`, exit status 2, no usage dump; no
+    prefix matching of flags (`--steps` is not `--steps_per_call`), with a "did you mean" for
+    a flag that is close to a real one."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
+        if message.startswith("unrecognized arguments:"):
+            message += _did_you_mean(message.split(":", 1)[1].split(), self)
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _did_you_mean(words: list[str], parser: argparse.ArgumentParser) -> str:
+    """" (did you mean --x?)" for the first unknown flag in `words` close to a known one."""
+    import difflib
+
+    known = [s for action in parser._actions for s in action.option_strings if s.startswith("--")]
+    for word in (w.split("=", 1)[0] for w in words if w.startswith("--")):
+        close = [k for k in known if k.startswith(word)]  # what argparse's prefix match took
+        close += [k for k in difflib.get_close_matches(word, known, n=2, cutoff=0.6) if k not in close]
+        if close:
+            return f" (did you mean {' or '.join(close[:2])}?)"
+    return ""
 
 
 def _parse(name: str, kind: type, text: str):

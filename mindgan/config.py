@@ -21,6 +21,8 @@ __all__ = ["TrainConfig", "NOISE_KINDS", "RECOMMENDED", "resolve_config", "check
            "check_output_dir", "check_data"]
 
 NOISE_KINDS = ("normal", "uniform")
+SNAPSHOTS = 20  # about this many generator_epoch_XXX.ckpt per run, whatever its length
+GRIDS = 50      # about this many samples/epoch_XXX.png per run
 
 # What `python -m mindgan.train` uses, unless given `--tutorial`, where measurements beat the
 # tutorial's own settings (docs/RESULTS.md, "An averaged generator"): for the MLP, an averaged
@@ -61,13 +63,14 @@ class TrainConfig:
     output_dir: str | None = None
     device_target: str = "auto"
     mode: str = "graph"            # "graph": compiled with mindspore.jit; "pynative": eager
-    save_every: int = 1            # epochs between checkpoints (and generator snapshots)
+    save_every: int = 1            # epochs between checkpoints (last.ckpt, generator.ckpt, ...)
+    snapshot_every: int = 0        # epochs between generator_epoch_XXX.ckpt; 0: auto (snapshot_interval)
     max_steps: int | None = None   # stop after this many steps in total
     log_every: int = 10            # steps between progress-bar updates
     steps_per_call: int = 0        # GAN steps per compiled call; 0: auto_steps_per_call
 
     # Settings a resumed run may change; everything else must match the saved run.
-    RUN_CONTROL = ("epochs", "output_dir", "device_target", "mode", "save_every", "max_steps",
+    RUN_CONTROL = ("epochs", "output_dir", "device_target", "mode", "save_every", "snapshot_every", "max_steps",
                    "log_every", "data_dir", "steps_per_call", "eval_every", "eval_samples")
 
     def __post_init__(self):
@@ -106,9 +109,26 @@ class TrainConfig:
         return self.lr * (self.epochs - epoch) / (self.epochs - self.lr_decay_from + 1)
 
     @property
+    def snapshot_interval(self) -> int:
+        """Epochs between generator snapshots: `snapshot_every`, or by default every epoch for
+        runs of up to SNAPSHOTS epochs and then every ceil(epochs / SNAPSHOTS) (at most about
+        SNAPSHOTS files; each is a few MB), rounded up to a multiple of --save_every (snapshots
+        are written with the checkpoints)."""
+        every = self.snapshot_every or -(-self.epochs // SNAPSHOTS)
+        return -(-every // self.save_every) * self.save_every
+
+    @property
+    def grid_interval(self) -> int:
+        """Epochs between sample grids: every epoch up to GRIDS epochs, then every
+        ceil(epochs / GRIDS), so a long run keeps about GRIDS grids (and GIF frames)."""
+        return -(-self.epochs // GRIDS)
+
+    @property
     def grid_rows(self) -> int:
-        """Images per row of the sample grid: the square root of num_samples, rounded up."""
-        return max(1, int(-(-self.num_samples ** 0.5 // 1)))
+        """Images per row of the sample grid (`viz.grid_columns`: 5 for 25, 8 for 32 or 64)."""
+        from .viz import grid_columns
+
+        return grid_columns(self.num_samples)
 
     def asdict(self) -> dict:
         return dataclasses.asdict(self)
@@ -188,7 +208,8 @@ def check_data(config: TrainConfig, shape: tuple, workers: int = 1, source: str 
     data, a global batch that splits over `workers`. ValueError with one line otherwise."""
     n = min(shape[0], config.subset or shape[0])
     if config.batch_size > n:
-        raise ValueError(f"--batch_size {config.batch_size} is larger than the dataset ({n} images)")
+        raise ValueError(f"--batch_size {config.batch_size} is larger than the dataset ({n} images): "
+                         f"give --batch_size {n} or less")
     if config.batch_size % workers:
         raise ValueError(f"--batch_size {config.batch_size} is the global batch and must split "
                          f"evenly over the {workers} msrun workers")

@@ -55,6 +55,11 @@ MIRRORS = (
 # The repository ships MNIST here; absent when the package is installed without the repo.
 PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
 
+# Fewer training images than this get a warning at the start: the few-shot regime of the GAN
+# literature (DiffAugment's and ADA's small sets, 100-2,000 images), where plain BCE training
+# is known to collapse or memorise.
+FEW_IMAGES = 1000
+
 
 class IdxFormatError(ValueError):
     """A file is not a well-formed IDX file (or not the MNIST content expected of it)."""
@@ -334,16 +339,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = Parser(
         prog="python -m mindgan.data",
-        description="Check that MNIST is found and parses (prints shapes, label counts and "
-                    "where the files are), or download a data set: MNIST, or the anime faces of "
-                    "MindSpore's DCGAN tutorial.",
+        description="Check the training data before training: MNIST (shapes, label counts, where the "
+                    "files are), or a folder or zip of images (count, sizes, modes, undecodable files, "
+                    "what they become at --image_size/--channels/--background/--crop, and a contact "
+                    "sheet of the first 64 as the model sees them); or download a data set: MNIST, or "
+                    "the anime faces of MindSpore's DCGAN tutorial.",
         epilog="examples:\n"
                "  python -m mindgan.data                                   # check MNIST\n"
+               "  python -m mindgan.data --data_dir faces.zip --image_size 64  # check an image set\n"
                "  python -m mindgan.data --download ~/mnist                # MNIST into ~/mnist\n"
                "  python -m mindgan.data --download faces --dest data/faces  # the tutorial's faces.zip",
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", help="folder holding the MNIST IDX files "
-                        "(default: $MINDGAN_DATA, then the repository's data/mnist, then the cache)")
+    parser.add_argument("--data_dir", help="folder holding the MNIST IDX files (default: $MINDGAN_DATA, "
+                        "then the repository's data/mnist, then the cache), or a folder or .zip of images")
+    parser.add_argument("--image_size", type=int, default=64,
+                        help="image sets: the side they are decoded to, as --image_size in training (default 64)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), default=3,
+                        help="image sets: 1 (grayscale) or 3 (RGB) (default 3)")
+    parser.add_argument("--background", default="white",
+                        help="image sets: colour under transparent pixels (default white)")
+    parser.add_argument("--crop", type=int, default=None, help="image sets: centre-crop N x N pixels first")
+    parser.add_argument("--sheet", default="runs/data_check.png",
+                        help="image sets: where the contact sheet goes (default runs/data_check.png)")
     parser.add_argument("--download", metavar="WHAT",
                         help="'faces' (the DCGAN tutorial's faces.zip, 275 MB, into --dest), "
                              "'mnist' (into --dest), or a folder to download MNIST into")
@@ -380,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in paths:
             print(path)
         return 0
+    if args.data_dir is not None and not is_mnist_dir(args.data_dir) and Path(args.data_dir).exists():
+        return _describe_image_set(parser, args)
     for split in ("train", "test"):
         start = time.perf_counter()
         try:
@@ -391,6 +410,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{split:5s}: images {images.shape} {images.dtype}, labels {labels.shape} "
               f"{labels.dtype}, counts {np.bincount(labels, minlength=10).tolist()}, "
               f"{time.perf_counter() - start:.2f} s, from {where}")
+    return 0
+
+
+def _describe_image_set(parser, args) -> int:
+    """`python -m mindgan.data --data_dir FOLDER_OR_ZIP`: the report of `images.describe_images`."""
+    from .images import ImageSetError, Preprocess, describe_images, parse_colour
+
+    try:
+        prep = Preprocess(args.image_size, args.channels, parse_colour(args.background), args.crop)
+        r = describe_images(args.data_dir, prep, sheet=args.sheet)
+    except (ImageSetError, ValueError) as exc:
+        parser.error(str(exc))
+    top = ", ".join(f"{size} ({n})" for size, n in list(r["sizes"].items())[:5])
+    print(f"{r['source']}: {r['files']} image files; sizes {top}"
+          + (f" and {len(r['sizes']) - 5} more" if len(r["sizes"]) > 5 else "")
+          + f"; modes {', '.join(f'{m} ({n})' for m, n in r['modes'].items())}")
+    print(f"as the model sees them: {r['decoded']} images of {'x'.join(map(str, r['shape']))} "
+          f"(--image_size {args.image_size} --channels {args.channels} --background {args.background}"
+          + (f" --crop {args.crop}" if args.crop else "") + f"); contact sheet: {r['sheet']}")
+    for name, error in r["undecodable"][:10]:
+        print(f"warning: cannot decode {name} ({error})")
+    if r["undecodable"]:
+        print(f"warning: {len(r['undecodable'])} of {r['files']} files cannot be decoded: training skips them")
+    if r["uniform"]:
+        print(f"warning: {len(r['uniform'])} images become one flat colour (e.g. {r['uniform'][0]}): a drawing "
+              f"on a transparent ground in the --background colour? try --background black or gray")
+    if r["smaller_than_crop"]:
+        print(f"warning: {r['smaller_than_crop']} images are smaller than --crop {args.crop}: they are cropped "
+              f"to their short side instead")
+    if r["decoded"] < FEW_IMAGES:
+        print(f"warning: {r['decoded']} images: GANs usually need thousands (below {FEW_IMAGES} the "
+              f"discriminator tends to memorise them)")
     return 0
 
 

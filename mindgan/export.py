@@ -7,7 +7,9 @@ free batch dimension where the format allows.
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .cli import Parser, add_runtime_flags, one_line_errors, parse, positive, start
@@ -47,15 +49,22 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
         example = ms.ops.zeros((batch_size, net.latent_size), ms.float32)
     out = Path(out)
     suffix = FORMATS[file_format]
-    # MindSpore appends the suffix itself; pass the name without it.
+    # MindSpore appends the suffix itself; the name goes without it.
     stem = out.with_suffix("") if out.suffix.lower() == suffix else out
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    with inference_mode(net):
-        ms.export(net, example, file_name=str(stem), file_format=file_format)
     path = stem.with_name(stem.name + suffix)
-    if file_format == "ONNX" and any(isinstance(cell, ms.nn.Conv2dTranspose)
-                                     for _, cell in net.cells_and_names()):
-        _fix_conv_transpose_output_shape(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # MindSpore's exporter chmods the folder it writes into (0700) and the file (0400): it
+    # writes into a private temporary folder beside the target, and the finished file is moved
+    # into place (atomic, mode 0644), leaving the user's folders as they were.
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
+        staged = Path(tmp) / path.name
+        with inference_mode(net):
+            ms.export(net, example, file_name=str(staged.with_suffix("")), file_format=file_format)
+        if file_format == "ONNX" and any(isinstance(cell, ms.nn.Conv2dTranspose)
+                                         for _, cell in net.cells_and_names()):
+            _fix_conv_transpose_output_shape(staged)
+        os.chmod(staged, 0o644)
+        os.replace(staged, path)
     return path
 
 

@@ -20,10 +20,11 @@ import time
 import numpy as np
 
 from .checkpoint import atomic_save, save_generator, save_state
+from .progress import Bar
 from .rundir import MetricsLog, RunLog
 from .viz import save_grid
 
-__all__ = ["Hook", "Progress", "LossLog", "AveragedView", "SampleGrids", "QualityCheck",
+__all__ = ["Hook", "Progress", "DiscriminatorWins", "LossLog", "AveragedView", "SampleGrids", "QualityCheck",
            "Checkpoints", "run_hooks"]
 
 
@@ -46,40 +47,6 @@ class Hook:
         pass
 
 
-class _Bar:
-    """Progress within an epoch: a tqdm bar on a terminal; where stderr is a file or a CI log
-    (a bar there is one endless line of carriage returns), a plain line every tenth of the
-    epoch; nothing when disabled."""
-
-    def __init__(self, enabled: bool, total: int, initial: int, desc: str):
-        from tqdm.auto import tqdm
-
-        self.bar, self.lines = None, enabled and not sys.stderr.isatty()
-        self.total, self.done, self.desc, self.every = total, initial, desc, max(1, total // 10)
-        self.next_line = initial + self.every
-        if enabled and not self.lines:
-            self.bar = tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False,
-                            dynamic_ncols=True)
-
-    def update(self, k: int, values, rate: float, refresh: bool) -> None:
-        """k more steps done; `values` (loss_d, loss_g, ...) and `rate` (images/s) are the
-        latest; the bar redraws its figures only when `refresh`."""
-        self.done += k
-        if self.bar is not None:
-            if refresh:
-                self.bar.set_postfix(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}",
-                                     img_s=f"{rate:.0f}")
-            self.bar.update(k)
-        elif self.lines and self.done >= self.next_line and self.done < self.total:
-            print(f"  {self.desc}  step {self.done}/{self.total}  loss_d {values[0]:.3f}  "
-                  f"loss_g {values[1]:.3f}  {rate:.0f} img/s", file=sys.stderr, flush=True)
-            self.next_line += self.every
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 class Progress(Hook):
     """The progress bar of each epoch (`bar`: --no_progress turns it off) and the epoch's
     summary line: mean losses, D's outputs, seconds."""
@@ -90,15 +57,16 @@ class Progress(Hook):
     def epoch_start(self, run, epoch, first):
         c = run.config
         self.sums, self.count, self.start = np.zeros(4), 0, time.perf_counter()
-        self.bar = _Bar(self.show_bar, run.steps_per_epoch, first, f"epoch {epoch + 1}/{c.epochs}")
+        self.bar = Bar(run.steps_per_epoch, f"epoch {epoch + 1}/{c.epochs}", self.show_bar, "step", first)
 
     def steps(self, run, epoch, values):
         k = len(values)
         self.sums += values.sum(0)
         self.count += k
         rate = self.count * run.config.batch_size / (time.perf_counter() - self.start)
-        every = run.config.log_every
-        self.bar.update(k, values[-1], rate, self.count // every > (self.count - k) // every)
+        every, last = run.config.log_every, values[-1]
+        self.bar.update(k, {"loss_d": f"{last[0]:.3f}", "loss_g": f"{last[1]:.3f}", "img/s": f"{rate:.0f}"},
+                        redraw=self.count // every > (self.count - k) // every)
 
     def epoch_end(self, run, epoch, complete):
         self.close()
@@ -115,6 +83,31 @@ class Progress(Hook):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class DiscriminatorWins(Hook):
+    """A warning (stderr, once) when D(G(z)) has stayed below `floor` for `patience` steps: D
+    then rejects every generated image with certainty, the generator's BCE loss saturates
+    (27.63 = -ln 1e-12, nn.BCELoss's clamp) and G learns nothing; samples stay as they are."""
+
+    def __init__(self, n_images: int, floor: float = 1e-3, patience: int = 50):
+        self.n_images, self.floor, self.patience = n_images, floor, patience
+        self.since, self.warned = None, False
+
+    def steps(self, run, epoch, values):
+        first = run.step - len(values) + 1
+        for j, d_fake in enumerate(values[:, 3]):
+            if d_fake >= self.floor:
+                self.since = None
+            elif self.since is None:
+                self.since = first + j
+        if self.since is not None and not self.warned and run.step - self.since + 1 >= self.patience:
+            self.warned = True
+            print(f"warning: D(G(z)) has been below {self.floor:g} since step {self.since} "
+                  f"({run.step - self.since + 1} steps): the discriminator rejects every generated image "
+                  f"and the generator gets no gradient. Likely causes: too few images ({self.n_images} "
+                  f"here; GANs want thousands) or a discriminator too strong for them; try more images, "
+                  f"a smaller --ndf or a lower --lr", file=sys.stderr, flush=True)
 
 
 class LossLog(Hook):
@@ -144,11 +137,15 @@ class AveragedView(Hook):
 
 
 class SampleGrids(Hook):
-    """samples/epoch_XXX.png: the shown generator on the fixed noise after every epoch."""
+    """samples/epoch_XXX.png: the shown generator on the fixed noise after every
+    `config.grid_interval`-th epoch, the last one and any cut short (a stop)."""
 
     def epoch_end(self, run, epoch, complete):
         from .gan import sample
 
+        last = run.step >= run.total_steps
+        if complete and not last and (epoch + 1) % run.config.grid_interval:
+            return
         save_grid(sample(run.shown, run.noise_fixed), run.run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
                   nrow=run.config.grid_rows)
 
@@ -178,7 +175,8 @@ class QualityCheck(Hook):
 
 class Checkpoints(Hook):
     """checkpoints/: generator.ckpt (the shown generator), generator_raw.ckpt (with --ema),
-    discriminator.ckpt, generator_epoch_XXX.ckpt snapshots and last.ckpt, the resume state."""
+    discriminator.ckpt, last.ckpt (the resume state), and a generator_epoch_XXX.ckpt snapshot
+    every `config.snapshot_interval` epochs and at the end."""
 
     def save(self, run, epoch_done, final):
         d = run.ckpt_dir
@@ -186,16 +184,17 @@ class Checkpoints(Hook):
         if run.ema is not None:  # the raw weights stay available
             save_generator(run.net_g, d / "generator_raw.ckpt")
         atomic_save(run.net_d, d / "discriminator.ckpt")
-        if epoch_done is not None:  # the tutorial's Generator{epoch}.ckpt
+        # The tutorial's Generator{epoch}.ckpt, sparser for long runs.
+        if epoch_done is not None and (final or epoch_done % run.config.snapshot_interval == 0):
             save_generator(run.shown, d / f"generator_epoch_{epoch_done:03d}.ckpt")
         save_state(d / "last.ckpt", run.cells, run.step, run.noise_fixed, run.config.asdict(),
                    run.config.spec)
 
 
-def run_hooks(run, progress: bool, talk: bool) -> list[Hook]:
+def run_hooks(run, progress: bool, talk: bool, n_images: int) -> list[Hook]:
     """The hooks of a run, in the order they act. `talk`: this worker prints (rank 0, or any
     with --verbose); only the master process (`run.master`, rank 0) writes the run folder."""
-    hooks: list[Hook] = [Progress(bar=progress)] if talk else []
+    hooks: list[Hook] = [Progress(bar=progress), DiscriminatorWins(n_images)] if talk else []
     if run.master:
         if run.ema is not None:
             hooks.append(AveragedView())

@@ -29,7 +29,7 @@ import numpy as np
 from .download import fetch, reason
 from .fileio import atomic_output, cache_dir
 
-__all__ = ["Preprocess", "ImageSetError", "list_images", "decode", "load_images",
+__all__ = ["Preprocess", "ImageSetError", "list_images", "decode", "load_images", "describe_images",
            "image_cache_dir", "parse_colour", "download_faces", "FACES_URL", "IMAGE_SUFFIXES"]
 
 # MindSpore's DCGAN tutorial's data: 70,171 anime faces, 96x96 JPEGs under faces/ (274.6 MB).
@@ -186,13 +186,12 @@ def _decode_entry(task) -> tuple[str, np.ndarray | None, str]:
 
 def _decode_all(source: Path, names: list[str], prep: Preprocess, workers: int,
                 progress: bool) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    from tqdm.auto import tqdm
+    from .progress import Bar
 
     tasks = [(str(source), name, prep) for name in names]
     out = np.empty((len(names), prep.channels, prep.image_size, prep.image_size), np.uint8)
     kept, failed = 0, []
-    bar = tqdm(total=len(tasks), desc=f"decoding {source.name}", unit="img", disable=not progress,
-               leave=False)
+    bar = Bar(len(tasks), f"decoding {source.name}", progress, "img")
     if workers > 1 and len(tasks) >= PARALLEL_FROM:
         with ProcessPoolExecutor(workers, mp_context=_pool_context()) as pool:
             chunk = max(1, min(256, len(tasks) // (8 * workers)))
@@ -252,6 +251,48 @@ def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
         with atomic_output(cached) as tmp:
             np.save(tmp, images)
     return images
+
+
+def describe_images(source: str | os.PathLike, prep: Preprocess, sheet: str | os.PathLike | None = None,
+                    progress: bool = True) -> dict:
+    """What a folder or zip of images holds and what training would make of it, without
+    training: {"source", "files", "sizes" (WxH -> count), "modes" (Pillow mode -> count),
+    "undecodable" [(name, error)], "shape" [C, S, S], "decoded", "uniform" [names of images
+    that become one flat colour, e.g. a white X on a transparent ground composited on white],
+    "smaller_than_crop" (how many are smaller than `prep.crop`: they are cropped to their short
+    side instead), "sheet" (the contact sheet written: the first 64 as the model sees them)}.
+    ImageSetError with one line if it holds no image file."""
+    from collections import Counter
+
+    from PIL import Image
+
+    source = Path(source)
+    names, _ = list_images(source)
+    if not names:
+        raise ImageSetError(f"{source}: no image files in it (looked for {', '.join(IMAGE_SUFFIXES)} in "
+                            f"sub-folders too, and MNIST IDX files)")
+    sizes, modes, short_sides = Counter(), Counter(), []
+    for name in names:
+        try:
+            with Image.open(io.BytesIO(_read(str(source), name))) as im:  # the header only
+                sizes[f"{im.width}x{im.height}"] += 1
+                modes[im.mode] += 1
+                short_sides.append(min(im.size))
+        except Exception:  # counted below, by the decoder's own message
+            pass
+    images, failed = _decode_all(source, names, prep, os.cpu_count() or 1, progress)
+    decoded = [n for n in names if n not in {f for f, _ in failed}]
+    flat = images.reshape(len(images), -1)
+    uniform = [decoded[i] for i in np.flatnonzero(flat.min(axis=1) == flat.max(axis=1))] if len(images) else []
+    report = {"source": str(source), "files": len(names), "sizes": dict(sizes.most_common()),
+              "modes": dict(modes.most_common()), "undecodable": failed, "decoded": len(images),
+              "shape": [prep.channels, prep.image_size, prep.image_size], "uniform": uniform,
+              "smaller_than_crop": sum(s < prep.crop for s in short_sides) if prep.crop else 0, "sheet": None}
+    if sheet is not None and len(images):
+        from .viz import save_grid
+
+        report["sheet"] = str(save_grid(images[:64].astype(np.float32) / 127.5 - 1.0, sheet))
+    return report
 
 
 def download_faces(dest_dir: str | os.PathLike, url: str = FACES_URL, timeout: float = 60.0) -> Path:

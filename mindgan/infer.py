@@ -131,18 +131,18 @@ def main(argv=None) -> int:
         parser.error("--interpolate needs at least 2 points")
     if not Path(args.ckpt).is_file():
         parser.error(f"--ckpt {args.ckpt}: no such file")
-    if args.out is None and not (args.npy or args.save_individual):
-        args.out = DEFAULT_GRID
-        if Path(DEFAULT_GRID).exists() and not args.interpolate:
-            print(f"note: overwriting ./{DEFAULT_GRID} (name another file with --out)",
-                  file=sys.stderr)
-
     from .checkpoint import load_generator
     from .viz import grid_image, save_gif, save_grid, screen_scale
 
     start(parser, args.device_target)
     with one_line_errors(parser):
         net = load_generator(args.ckpt)
+    # Announced only once the checkpoint has loaded: a bad --ckpt overwrites nothing.
+    if args.out is None and not (args.npy or args.save_individual):
+        args.out = DEFAULT_GRID
+        if Path(DEFAULT_GRID).exists() and not args.interpolate:
+            print(f"note: overwriting ./{DEFAULT_GRID} (name another file with --out)",
+                  file=sys.stderr)
 
     if args.interpolate:
         frames = interpolate(net, args.interpolate, args.seed)

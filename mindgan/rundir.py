@@ -124,12 +124,16 @@ class RunLog:
                         [float(r["loss_g"]) for r in self.rows], self.run_dir / "loss_curve.png",
                         steps_per_epoch)
 
-    def write_gif(self) -> None:
+    def write_gif(self, max_frames: int = 50, max_side: int = 480) -> None:
         """training.gif from the sample grids so far (only when a run stops: re-encoding every
-        frame each epoch grew to seconds)."""
+        frame each epoch grew to seconds): at most `max_frames` of them, evenly spread with the
+        last kept, each at most `max_side` pixels across, so the GIF stays a few MB."""
         frames = sorted((self.run_dir / "samples").glob("epoch_*.png"))
+        if len(frames) > max_frames:
+            keep = np.linspace(0, len(frames) - 1, max_frames).round().astype(int)
+            frames = [frames[i] for i in sorted(set(keep))]
         if frames:
-            save_gif(frames, self.run_dir / "training.gif")
+            save_gif(frames, self.run_dir / "training.gif", max_side=max_side)
 
 
 class MetricsLog:
@@ -146,7 +150,8 @@ class MetricsLog:
             with open(self.path, newline="") as f:
                 rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= step]
         self.rows = rows
-        self._write()
+        if self.path.is_file():  # drop rows of an unsaved stretch; a run never measured has no file
+            self._write()
 
     @property
     def best(self) -> float:

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--beta2", type=unit_interval("beta2"), default=None, help="Adam beta2 (default 0.999)")
     a("--image_size", type=positive("image_size"), default=None,
       help="side of the generated images (default: the family's); image files are resized to it "
-           "(short side, then a centre crop); MNIST is 28")
+           "(short side, then a centre crop); MNIST is 28. dcgan takes 16·2^k (16, 32, 64, 128, ...), "
+           "dcgan-mnist a multiple of 4, mlp any size")
     a("--channels", type=int, choices=(1, 3), default=None,
       help="image channels: 1 (grayscale) or 3 (RGB) (default: 1 for MNIST, 3 for image files)")
     a("--ngf", type=positive("ngf"), default=None, help="generator width of the convolutional families (default 64)")
@@ -123,7 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--resume", metavar="DIR", default=None,
       help="continue the run in DIR exactly where its last checkpoint left it")
     a("--save_every", type=positive("save_every"), default=None,
-      help="write checkpoints and a generator snapshot every N epochs (default 1, as the tutorial)")
+      help="write the checkpoints (last.ckpt for --resume, generator.ckpt, discriminator.ckpt) every N "
+           "epochs (default 1, as the tutorial)")
+    a("--snapshot_every", type=non_negative("snapshot_every"), default=None,
+      help="epochs between generator_epoch_XXX.ckpt snapshots (default 0 = auto: every epoch for runs "
+           "of up to 20 epochs, else every ceil(epochs/20), and always the last; sample grids likewise "
+           "keep about 50 per run)")
     a("--max_steps", type=positive("max_steps"), default=None,
       help="stop after this many steps in total, saving everything (smoke tests)")
     a("--log_every", type=positive("log_every"), default=None,
@@ -205,7 +211,7 @@ def main(argv=None) -> int:
               + (f", {workers.size} msrun workers (batch {local_batch} each)"
                  if workers.size > 1 else ""), flush=True)
     try:
-        with one_line_errors(parser):  # e.g. a damaged checkpoint in the run to resume
+        with one_line_errors(parser, ValueError):  # a damaged checkpoint, a run already done
             run_dir = train(config, resume=args.resume, device=device, images=images,
                             progress=not args.no_progress, verbose=args.verbose)
     except TrainingInterrupted as exc:

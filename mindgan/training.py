@@ -7,6 +7,7 @@ This is the library; `python -m mindgan.train` (module `train`) is its command l
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 import mindspore as ms
@@ -16,7 +17,7 @@ from . import parallel
 from .checkpoint import load_state
 from .config import TrainConfig, check_data, check_resume
 from .cpu import decide
-from .data import batch_indices
+from .data import FEW_IMAGES, batch_indices
 from .gan import GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step, steps_noise
 from .hooks import run_hooks
 from .models import build_generator
@@ -118,6 +119,12 @@ def _start(config: TrainConfig, resume, images, device: str, talk: bool) -> tupl
     if resume is not None:
         state = load_state(run.ckpt_dir / "last.ckpt", run.cells)
         run.step, run.noise_fixed = state["step"], state["fixed_noise"]
+        if run.step >= total_steps:
+            done_epochs = -(-run.step // steps_per_epoch)
+            limit = f"--max_steps {config.max_steps}" if config.max_steps and config.max_steps <= run.step \
+                else f"--epochs {config.epochs}"
+            raise ValueError(f"{limit}: {run_dir} is already at step {run.step} (epoch {done_epochs}); "
+                             f"nothing to do. To continue it, give --epochs {done_epochs + 1} or more")
         if talk:
             print(f"resuming {run_dir} from step {run.step} (epoch {run.step // steps_per_epoch + 1}, step "
                   f"{run.step % steps_per_epoch} of {steps_per_epoch}) to epoch {config.epochs}"
@@ -175,7 +182,11 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     talk = parallel.current().main or verbose
     run, data = _start(config, resume, images, device, talk)
     steps = CompiledSteps(run, data, device)
-    hooks = run_hooks(run, progress, talk) + list(hooks)
+    hooks = run_hooks(run, progress, talk, len(data)) + list(hooks)
+    if talk and len(data) < FEW_IMAGES:
+        print(f"warning: {len(data)} training images: GANs usually need thousands (below {FEW_IMAGES} the "
+              f"discriminator tends to memorise them and the samples stop improving); expect little",
+              file=sys.stderr, flush=True)
     try:
         _loop(run, steps, hooks, len(data))
     finally:

@@ -10,13 +10,24 @@ import numpy as np
 
 from .fileio import atomic_output
 
-__all__ = ["screen_scale", "grid_image", "save_grid", "plot_losses", "save_gif"]
+__all__ = ["screen_scale", "grid_columns", "grid_image", "save_grid", "plot_losses", "loss_figure", "save_gif"]
 
 
 def screen_scale(side: int, target: int = 96) -> int:
     """How many times to enlarge a `side`-pixel image so it shows at about `target` pixels:
     3 for 28x28 digits, 1 for 64x64 faces."""
     return max(1, target // side)
+
+
+def grid_columns(n: int) -> int:
+    """Images per row for a grid of `n`: the most square full rectangle, columns at most twice
+    the rows (32 -> 8 x 4, 24 -> 6 x 4, 25 -> 5 x 5); where none exists (a prime count, say), a
+    square of ceil(sqrt(n)) columns with the last row part-filled."""
+    root = math.isqrt(max(n, 1))
+    for rows in range(root, 0, -1):
+        if n % rows == 0 and n // rows <= 2 * rows:
+            return n // rows
+    return max(1, math.ceil(math.sqrt(n)))
 
 
 def grid_image(images: np.ndarray, nrow: int | None = None, pad: int = 2,
@@ -34,7 +45,7 @@ def grid_image(images: np.ndarray, nrow: int | None = None, pad: int = 2,
     scale = screen_scale(h) if scale is None else scale
     if c not in (1, 3):
         raise ValueError(f"images have {c} channels; a picture needs 1 (grayscale) or 3 (RGB)")
-    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    nrow = nrow or grid_columns(n)
     rows = math.ceil(n / nrow)
     tiles = np.clip((images + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
     grid = np.zeros((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), np.uint8)
@@ -63,9 +74,18 @@ def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[
     """Per-step losses (faint) with an exponentially smoothed line each; epochs on a top axis.
     Long runs are drawn through every k-th step (at most `max_points` per line), so that
     redrawing it at every save stays cheap however long the run."""
+    fig = loss_figure(steps, loss_d, loss_g, steps_per_epoch, max_points)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def loss_figure(steps, loss_d, loss_g, steps_per_epoch: int | None = None, max_points: int = 2000):
+    """The matplotlib Figure that `plot_losses` saves."""
     # A bare Figure, not pyplot: no GUI backend needed, and the caller's backend (a
     # notebook's inline one, say) is left alone.
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     stride = max(1, -(-len(steps) // max_points))
     x = np.asarray(steps)[::stride]
@@ -78,6 +98,7 @@ def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[
         smooth = _ema(values, span=max(5, len(values) // 50))  # smoothed over every step
         ax.plot(x, smooth[::stride], color=color, linewidth=1.6, label=f"{label} loss (smoothed)")
     ax.set_xlabel("training step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no 2.5 on short runs
     ax.set_ylabel("BCE loss")
     ax.set_title("GAN training losses")
     ax.grid(alpha=0.3)
@@ -87,9 +108,19 @@ def plot_losses(steps: Sequence[int], loss_d: Sequence[float], loss_g: Sequence[
                                                   lambda e: e * steps_per_epoch))
         top.set_xlabel("epoch")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png")
-    return Path(path)
+    return fig
+
+
+def _fit(picture: np.ndarray, side: int) -> np.ndarray:
+    """uint8 `[H, W(, C)]` scaled down (area filter) so neither side exceeds `side`."""
+    h, w = picture.shape[:2]
+    if max(h, w) <= side:
+        return picture
+    from PIL import Image
+
+    scale = side / max(h, w)
+    return np.asarray(Image.fromarray(picture).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                                                     Image.BOX))
 
 
 def _ema(values: np.ndarray, span: int) -> np.ndarray:
@@ -103,13 +134,15 @@ def _ema(values: np.ndarray, span: int) -> np.ndarray:
 
 
 def save_gif(frames: Sequence[str | os.PathLike | np.ndarray], path: str | os.PathLike,
-             seconds_per_frame: float = 0.25, hold_last: float = 1.0) -> Path:
+             seconds_per_frame: float = 0.25, hold_last: float = 1.0, max_side: int | None = None) -> Path:
     """Write PNG files (or uint8 arrays) as an endlessly looping GIF, in the given order, each
     frame shown `seconds_per_frame`, the last one `hold_last` seconds (the result, before the
-    loop starts over)."""
+    loop starts over); frames wider or taller than `max_side` are scaled down to it."""
     import imageio.v2 as imageio
 
     pictures = [imageio.imread(f) if not isinstance(f, np.ndarray) else f for f in frames]
+    if max_side:
+        pictures = [_fit(p, max_side) for p in pictures]
     # imageio's Pillow plugin takes milliseconds, one value per frame (seconds were read as
     # 0 ms: viewers then played the GIF as fast as they could).
     durations = [round(1000 * seconds_per_frame)] * len(pictures)

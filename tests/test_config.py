@@ -32,7 +32,8 @@ def test_config_is_frozen_and_checked_when_made():
 
 def test_data_checks_name_the_flag():
     config = TrainConfig(batch_size=100)
-    with pytest.raises(ValueError, match=r"^--batch_size 100 is larger than the dataset \(50 images\)$"):
+    with pytest.raises(ValueError, match=r"^--batch_size 100 is larger than the dataset \(50 images\): give "
+                                         r"--batch_size 50 or less$"):
         check_data(config, (50, 1, 28, 28))
     with pytest.raises(ValueError, match="must split evenly over the 3 msrun workers"):
         check_data(config, (500, 1, 28, 28), workers=3)
@@ -43,7 +44,8 @@ def test_data_checks_name_the_flag():
 
 def test_train_refuses_what_the_command_line_refuses_before_compiling(tmp_path):
     digits = np.zeros((50, 28, 28), np.uint8)
-    with pytest.raises(ValueError, match=r"^--batch_size 64 is larger than the dataset \(50 images\)$"):
+    with pytest.raises(ValueError, match=r"^--batch_size 64 is larger than the dataset \(50 images\): give "
+                                         r"--batch_size 50 or less$"):
         train(TrainConfig(batch_size=64, output_dir=str(tmp_path / "a")), images=digits, progress=False)
     assert not (tmp_path / "a").exists()  # nothing written
     run = tmp_path / "run"
@@ -54,3 +56,25 @@ def test_train_refuses_what_the_command_line_refuses_before_compiling(tmp_path):
     with pytest.raises(ValueError, match="--lr 0.001 differs from the resumed run's 0.0002"):
         (run / "checkpoints" / "last.ckpt").write_bytes(b"")
         resolve_config({"lr": 1e-3}, resume=run)
+
+
+def test_long_runs_keep_about_twenty_snapshots_and_fifty_grids():
+    assert [TrainConfig(epochs=e).snapshot_interval for e in (5, 20, 21, 50, 200)] == [1, 1, 2, 3, 10]
+    assert TrainConfig(epochs=200, snapshot_every=1).snapshot_interval == 1
+    assert TrainConfig(epochs=10, save_every=3).snapshot_interval == 3  # snapshots go with the checkpoints
+    assert [TrainConfig(epochs=e).grid_interval for e in (10, 50, 51, 200)] == [1, 1, 2, 4]
+
+
+def test_the_training_gif_is_capped_in_frames_and_size(tmp_path):
+    from PIL import Image
+
+    from mindgan.rundir import RunLog
+
+    (tmp_path / "samples").mkdir()
+    for i in range(120):
+        Image.fromarray(np.full((600, 600), i * 2, np.uint8)).save(tmp_path / "samples" / f"epoch_{i + 1:03d}.png")
+    RunLog(tmp_path, 0).write_gif()
+    gif = Image.open(tmp_path / "training.gif")
+    assert gif.n_frames == 50 and max(gif.size) == 480
+    gif.seek(49)
+    assert np.asarray(gif.convert("L"))[0, 0] == 238  # the last grid is the last frame

@@ -231,3 +231,38 @@ def test_train_and_infer_on_an_image_folder(tmp_path, channels):
     assert infer.returncode == 0, infer.stderr
     one = np.asarray(Image.open(tmp_path / "ind" / "00000.png"))
     assert one.shape == ((16, 16, 3) if channels == 3 else (16, 16))
+
+
+def test_decoding_progress_in_a_log_is_plain_lines(tmp_path, capfd):
+    """Where stderr is not a terminal (a log file, CI) the decoding progress is a line every
+    tenth of the images, not a bar of carriage returns."""
+    write_set(tmp_path / "set", n=20)
+    load_images(tmp_path / "set", Preprocess(8), cache=False, workers=1, progress=True)
+    err = capfd.readouterr().err
+    assert "\r" not in err
+    assert [line.strip() for line in err.splitlines()][:2] == ["decoding set  img 2/20", "decoding set  img 4/20"]
+
+
+def test_the_data_command_describes_an_image_folder_before_training(tmp_path):
+    """`python -m mindgan.data --data_dir FOLDER`: counts, sizes and modes, undecodable files,
+    images that become one flat colour (a white X on a transparent ground, on white), a --crop
+    larger than the images, and a contact sheet of what the model sees."""
+    write_set(tmp_path / "set", n=6)
+    x = np.zeros((12, 12, 4), np.uint8)
+    x[..., :3] = 255
+    x[np.arange(12), np.arange(12), 3] = x[np.arange(12), 11 - np.arange(12), 3] = 255  # a white X
+    Image.fromarray(x, "RGBA").save(tmp_path / "set" / "x.png")
+    (tmp_path / "set" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    sheet = tmp_path / "sheet.png"
+    proc = subprocess.run([sys.executable, "-m", "mindgan.data", "--data_dir", str(tmp_path / "set"),
+                           "--image_size", "8", "--crop", "20", "--sheet", str(sheet)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"{tmp_path / 'set'}: 8 image files; sizes 12x12 (7)" in out and "RGB (6), RGBA (1)" in out
+    assert "as the model sees them: 7 images of 3x8x8" in out
+    assert "warning: cannot decode broken.png" in out
+    assert "warning: 1 images become one flat colour (e.g. x.png)" in out
+    assert "warning: 7 images are smaller than --crop 20" in out
+    assert "warning: 7 images: GANs usually need thousands" in out
+    assert Image.open(sheet).mode == "RGB"  # the contact sheet, in colour

@@ -81,6 +81,14 @@ def test_infer_writes_the_default_grid_only_when_nothing_else_is_asked_and_says_
                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "note: overwriting ./samples.png" in proc.stderr
     assert imageio.imread(tmp_path / "samples.png").ndim == 2  # the default grid, announced
+    (tmp_path / "samples.png").write_bytes(b"mine")
+    (tmp_path / "g.onnx").write_bytes(b"not a checkpoint")
+    proc = subprocess.run([sys.executable, "-m", "mindgan.infer", "--ckpt", "g.onnx"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    # An exported model is named as one, and nothing is announced or overwritten before a load.
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "g.onnx: an exported model in ONNX (run it with onnxruntime), not a MindSpore checkpoint" in proc.stderr
+    assert (tmp_path / "samples.png").read_bytes() == b"mine"
 
 
 def test_slerp_keeps_the_ends_and_the_norm():
@@ -181,10 +189,14 @@ def test_cli_bad_checkpoints(tmp_path, case, expected):
 
 def test_mindir_matches_checkpoint(run_dir, tmp_path):
     ckpt = run_dir / "checkpoints" / "generator.ckpt"
+    tmp_path.chmod(0o755)
     proc = run_cli("mindgan.export", "--ckpt", ckpt, "--format", "MINDIR", "--out",
                    tmp_path / "g.mindir")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("g.mindir")
+    # MindSpore's exporter chmods its folder to 0700 and the file to 0400: not the user's.
+    assert (tmp_path.stat().st_mode & 0o777, (tmp_path / "g.mindir").stat().st_mode & 0o777) == (0o755, 0o644)
+    assert [p.name for p in tmp_path.iterdir()] == ["g.mindir"]  # no staging folder left
     graph = nn.GraphCell(ms.load(str(tmp_path / "g.mindir")))
     net = load_generator(ckpt)
     for n in (1, 9):  # the batch dimension is free
@@ -195,7 +207,9 @@ def test_mindir_matches_checkpoint(run_dir, tmp_path):
 def test_onnx_matches_checkpoint(run_dir, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     ckpt = run_dir / "checkpoints" / "generator.ckpt"
+    tmp_path.chmod(0o755)
     path = export_generator(ckpt, tmp_path / "g.onnx", "ONNX", batch_size=4)
+    assert (tmp_path.stat().st_mode & 0o777, path.stat().st_mode & 0o777) == (0o755, 0o644)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     z = np.random.default_rng(0).standard_normal((4, 100)).astype(np.float32)
     (out,) = session.run(None, {session.get_inputs()[0].name: z})

@@ -113,3 +113,13 @@ def test_whole_input_conv_is_the_stock_convolution_as_a_matmul():
     assert results[0][0].shape == (6, 1, 1, 1)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_grids_are_full_rectangles_and_loss_plots_count_whole_steps():
+    from mindgan.viz import grid_columns, grid_image, loss_figure
+
+    assert {n: grid_columns(n) for n in (16, 25, 32, 24, 64, 7)} == {16: 4, 25: 5, 32: 8, 24: 6, 64: 8, 7: 3}
+    grid = grid_image(np.zeros((32, 1, 4, 4), np.float32), pad=1, scale=1)
+    assert grid.shape[:2] == (4 * 5 + 1, 8 * 5 + 1)  # 8 x 4, no empty cells
+    ticks = loss_figure([1, 2, 3, 4, 5], [1.0] * 5, [0.5] * 5).axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks)

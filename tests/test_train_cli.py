@@ -40,6 +40,7 @@ def test_smoke_run_writes_every_artifact(tmp_path):
     assert config["versions"]["device"] == "CPU"
     assert {"mindgan", "mindspore", "numpy", "python"} <= config["versions"].keys()
     assert "epoch   1/1  step     20" in proc.stdout
+    assert config["eval_every"] == 10 and not (out / "metrics.csv").exists()  # never measured: no empty log
     # The MindSpore log flood stays out unless --verbose.
     assert "[WARNING]" not in proc.stderr and "[INFO]" not in proc.stderr
 
@@ -64,7 +65,9 @@ def test_gif_has_one_frame_per_sampled_epoch(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--batch_size", "0"], "--batch_size must be positive"),
-    (["--batch_size", "60001"], "larger than the dataset (60000 images)"),
+    (["--batch_size", "60001"], "larger than the dataset (60000 images): give --batch_size 60000 or less"),
+    (["--steps", "5"], "unrecognized arguments: --steps 5 (did you mean --steps_per_call or --g_steps?)"),
+    (["--max", "5"], "unrecognized arguments: --max 5 (did you mean --max_steps"),
     (["--epochs", "-1"], "--epochs must be positive"),
     (["--epochs", "ten"], "--epochs must be an integer"),
     (["--lr", "-0.1"], "--lr must be positive"),
@@ -78,7 +81,8 @@ def test_gif_has_one_frame_per_sampled_epoch(tmp_path):
     (["--model", "gan"], "invalid choice: 'gan'"),
     (["--model", "dcgan"], "makes 1x64x64 images but MNIST is 1x28x28; and the dcgan family needs 16·2^k"),
     (["--model", "mlp", "--image_size", "32"], "MNIST is 1x28x28; give --image_size 28 --channels 1"),
-    (["--model", "dcgan", "--image_size", "48"], "--image_size 48: the dcgan family needs 16·2^k"),
+    (["--model", "dcgan", "--image_size", "48"],
+     "--image_size 48: the dcgan family needs 16·2^k pixels (16, 32, 64, 128, ...); --model dcgan-mnist takes"),
     (["--channels", "2"], "invalid choice: 2"),
     (["--g_steps", "0"], "--g_steps must be positive"),
     (["--noise", "cauchy"], "invalid choice: 'cauchy'"),
@@ -168,6 +172,12 @@ def test_resume_says_where_it_continues_and_logs_plain_progress_lines(tmp_path):
     assert "\r" not in proc.stderr
     progress = [line for line in proc.stderr.splitlines() if "epoch 2/2  step" in line]
     assert len(progress) == 9 and "loss_d" in progress[-1], proc.stderr  # steps 1..9 of 10
+    before = (out / "checkpoints" / "last.ckpt").read_bytes()
+    proc = run_train("--resume", out, "--epochs", "1")  # already past it: nothing to do, said so
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.strip().endswith(f"--epochs 1: {out} is already at step 20 (epoch 2); nothing to do. "
+                                        f"To continue it, give --epochs 3 or more")
+    assert (out / "checkpoints" / "last.ckpt").read_bytes() == before
 
 
 def test_the_command_line_adds_the_measured_recipe_unless_told_tutorial(tmp_path):
@@ -185,3 +195,17 @@ def test_the_command_line_adds_the_measured_recipe_unless_told_tutorial(tmp_path
     assert config("--model", "dcgan-mnist").ema == 0.0
     with pytest.raises(ValueError, match="--tutorial with --resume"):
         config("--tutorial", "--resume", str(tmp_path))
+
+
+def test_python_m_mindgan_lists_the_commands_and_runs_one():
+    listed = subprocess.run([sys.executable, "-m", "mindgan"], cwd=REPO, env=ENV, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0 and "No module named" not in listed.stderr
+    for command in ("train", "infer", "export", "evaluate", "data", "classifier"):
+        assert f"  {command} " in listed.stdout
+    unknown = subprocess.run([sys.executable, "-m", "mindgan", "trian"], cwd=REPO, env=ENV, capture_output=True,
+                             text=True, timeout=120)
+    assert unknown.returncode == 2 and "unknown command 'trian' (choose from train," in unknown.stderr
+    helped = subprocess.run([sys.executable, "-m", "mindgan", "train", "--help"], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and "--steps_per_call" in helped.stdout

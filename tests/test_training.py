@@ -173,7 +173,7 @@ class Recorder(Hook):
         self.events.append(("save", epoch_done, final, run.step))
 
 
-def test_resume_continues_exactly(tmp_path, digits):
+def test_resume_continues_exactly(tmp_path, digits, capfd):
     """2 epochs in one go == 1 epoch, then resume for 1 more: same losses, same weights."""
     common = dict(batch_size=64, subset=640, seed=7, device_target="CPU")
     straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common),
@@ -181,6 +181,7 @@ def test_resume_continues_exactly(tmp_path, digits):
     split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common),
                   images=digits, progress=False)
     assert len(read_log(split)) == 10
+    assert "warning: 640 training images: GANs usually need thousands" in capfd.readouterr().err
     cfg = TrainConfig(epochs=2, **common)
     seen = Recorder()
     train(cfg, resume=split, images=digits, progress=False, hooks=[seen])
@@ -345,3 +346,25 @@ def test_lr_decay_from_lowers_the_rate_each_epoch_and_resumes_exactly(tmp_path, 
     assert all(x["loss_g"] != y["loss_g"] for x, y in zip(a[3:], c[3:]))  # loss_g follows the D update
     with pytest.raises(ValueError, match="--lr_decay_from 3 must be below --epochs"):
         TrainConfig(lr_decay_from=3, **common)
+
+
+def test_a_discriminator_that_wins_outright_is_said_once(capsys):
+    """D(G(z)) ~ 0 for `patience` steps in a row: one warning naming the likely causes; a
+    step above the floor starts the count again."""
+    from types import SimpleNamespace
+
+    from mindgan.hooks import DiscriminatorWins
+
+    hook, run = DiscriminatorWins(n_images=38, patience=5), SimpleNamespace(step=0)
+
+    def calls(*d_fake):
+        for value in d_fake:
+            run.step += 1
+            hook.steps(run, 0, np.array([[0.1, 27.63, 1.0, value]], np.float32))
+
+    calls(0.0, 0.0, 0.0, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0)
+    assert capsys.readouterr().err == ""
+    calls(0.0, 0.0, 0.0)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("warning: D(G(z)) has been below 0.001 since step 6 (5 steps)")
+    assert "too few images (38 here" in err
