@@ -77,14 +77,14 @@ def mindgan_worker(args) -> dict:
     from mindgan.runtime import HostSync, setup
 
     setup("CPU", "graph")
-    config = TrainConfig(model=args.model, batch_size=args.batch_size,
+    config = TrainConfig(model=args.model, batch_size=args.batch_size, update=args.update,
                          **({"image_size": args.image_size} if args.model == "dcgan" else {}))
     n = 60000 if args.model != "dcgan" else 3838  # MNIST; the Twemoji set's size for dcgan
     steps_per_epoch = n // config.batch_size
     per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, config.epochs * steps_per_epoch)
     images = training_images(args.model, config.image_size, max(4 * config.batch_size, per_call * config.batch_size))
     config = dataclasses.replace(config, channels=images.shape[1])
-    step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call)
+    step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call, update=args.update)
     dataset = ms.Tensor(images)
     order = batch_indices(len(images), config.batch_size, 0, 0)
     sync = HostSync(enabled=True)
@@ -204,7 +204,7 @@ def conv_implementations(args) -> str:
 def forwarded(args) -> list[str]:
     return ["--model", args.model, "--batch_size", str(args.batch_size), "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--image_size", str(args.image_size),
-            "--steps_per_call", str(args.steps_per_call)]
+            "--steps_per_call", str(args.steps_per_call), "--update", args.update]
 
 
 def run_worker(args, which: str) -> dict:
@@ -227,6 +227,8 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="processes per framework, alternating (default 3)")
     p.add_argument("--steps_per_call", type=int, default=0,
                    help="mindgan steps per compiled call (default 0: what train() picks for the family's run)")
+    p.add_argument("--update", choices=("alternating", "simultaneous"), default="alternating",
+                   help="mindgan's update order (default alternating; the PyTorch twin always alternates)")
     p.add_argument("--no_torch", action="store_true", help="mindgan only")
     p.add_argument("--no_onednn", action="store_true", help="skip the ONEDNN_VERBOSE probe")
     p.add_argument("--worker", choices=("mindgan", "torch", "onednn"), help=argparse.SUPPRESS)
@@ -270,7 +272,8 @@ def main(argv=None) -> int:
     print(f"\n{args.model}, batch {args.batch_size}"
           + (f", {args.image_size}x{args.image_size}x3" if args.model == "dcgan" else "")
           + f", fp32 on {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}, {isa}); "
-          f"{args.rounds} alternating processes per framework, {args.steps} timed steps each")
+          f"{args.rounds} alternating processes per framework, {args.steps} timed steps each; "
+          f"mindgan's update: {args.update}")
     print("| framework | step (median of rounds) | rounds' medians | first call | notes |\n|---|---|---|---|---|")
     print(f"| mindgan ({info['version']}) | {mg[0] * 1e3:.1f} ms | {mg[1] * 1e3:.1f}-{mg[2] * 1e3:.1f} ms | "
           f"{statistics.median(x['first_s'] for x in results['mindgan']):.1f} s | {info['per_call']} steps per call; "

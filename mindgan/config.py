@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .losses import LOSSES
 from .models import ModelSpec, family
+from .registry import UPDATE_ORDERS
 
 __all__ = ["TrainConfig", "NOISE_KINDS", "RECOMMENDED", "resolve_config", "check_resume",
            "check_output_dir", "check_data"]
@@ -49,6 +50,7 @@ class TrainConfig:
     ndf: int = 64                  # discriminator width (convolutional families)
     noise: str = "normal"          # z ~ N(0, 1), or "uniform" in [-1, 1]
     loss: str = "bce"              # the GAN loss, by name (mindgan.losses.LOSSES)
+    update: str = "alternating"    # the update order (mindgan.gan.UPDATE_ORDERS)
     g_steps: int = 1               # generator updates per discriminator update
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
     lr_decay_from: int = 0         # epochs at the full lr; then linear decay to the last (0: off)
@@ -78,6 +80,11 @@ class TrainConfig:
         for name, value in preset.items():
             if getattr(self, name, None) is None and name != "channels":
                 object.__setattr__(self, name, value)
+        if self.update not in UPDATE_ORDERS:
+            raise ValueError(f"--update {self.update}: choose from {', '.join(UPDATE_ORDERS)}")
+        if self.update != "alternating" and self.g_steps != 1:
+            raise ValueError(f"--g_steps {self.g_steps} is for --update alternating (the {self.update} "
+                             f"update makes one update of each net per step)")
         if self.loss not in LOSSES:
             raise ValueError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
         if self.noise not in NOISE_KINDS:

@@ -19,7 +19,7 @@ from .cpu import DEFAULT, Kernels
 from .losses import loss_for
 from .models import build, family
 
-__all__ = ["build_gan", "make_updates", "make_train_step", "alternating", "UPDATE_ORDERS",
+__all__ = ["build_gan", "make_updates", "make_train_step", "alternating", "simultaneous", "UPDATE_ORDERS",
            "auto_steps_per_call", "GeneratorEMA",
            "latent_noise", "steps_noise", "fixed_noise", "sample", "inference_mode"]
 
@@ -80,21 +80,29 @@ def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     d_grad = ms.value_and_grad(d_forward, None, opt_d.parameters, has_aux=True)
     g_grad = ms.value_and_grad(g_forward, None, opt_g.parameters)
 
-    if workers > 1:
-        reduce_d = nn.DistributedGradReducer(opt_d.parameters, mean=True, degree=workers)
-        reduce_g = nn.DistributedGradReducer(opt_g.parameters, mean=True, degree=workers)
+    reduce_d, reduce_g = _reducers(opt_d, workers), _reducers(opt_g, workers)
 
     def d_update(real, z):
         (loss_d, d_real, d_fake), grads = d_grad(real, z)
-        opt_d(reduce_d(grads) if workers > 1 else grads)
+        opt_d(reduce_d(grads))
         return loss_d, d_real, d_fake
 
     def g_update(z):
         loss_g, grads = g_grad(z)
-        opt_g(reduce_g(grads) if workers > 1 else grads)
+        opt_g(reduce_g(grads))
         return loss_g
 
     return d_update, g_update
+
+
+def _reducers(opt, workers: int):
+    """Gradients of `opt`'s parameters averaged over the data-parallel workers (as they are
+    for one)."""
+    return nn.DistributedGradReducer(opt.parameters, mean=True, degree=workers) if workers > 1 else _identity
+
+
+def _identity(x):
+    return x
 
 
 class GeneratorEMA(nn.Cell):
@@ -134,10 +142,13 @@ class GeneratorEMA(nn.Cell):
             p.set_data(Tensor(shadow.asnumpy()))
 
 
-def alternating(d_update, g_update, g_steps: int = 1):
-    """The tutorials' order: update D on (real, z), then G on z, `g_steps` times (on the same
-    noise, as carpedm20's DCGAN does with 2), each from a fresh forward pass. Returns
-    `body(real, z)` -> (loss_d, loss_g of the last G update, mean D(x), mean D(G(z)))."""
+def alternating(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1):
+    """The MindSpore tutorials' order: update D on (real, z), then G on z, `g_steps` times (on
+    the same noise, as carpedm20's DCGAN does with 2), each from a fresh forward pass, G's
+    through the updated D. Returns `body(real, z)` -> (loss_d, loss_g of the last G update,
+    mean D(x), mean D(G(z)))."""
+    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers, loss)
+
     def body(real, z):
         loss_d, d_real, d_fake = d_update(real, z)
         loss_g = g_update(z)
@@ -147,7 +158,38 @@ def alternating(d_update, g_update, g_steps: int = 1):
     return body
 
 
-UPDATE_ORDERS = {"alternating": alternating}  # name -> (d_update, g_update, g_steps) -> body
+def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1):
+    """TensorFlow's DCGAN tutorial's order: one forward pass (G(z) once, D on the real and the
+    generated batch once each), both losses from it, D's gradient of its loss and G's of its
+    loss (through D's weights before this step's update) taken from that one pass, then both
+    updates. Returns `body(real, z)` as `alternating` does."""
+    if g_steps != 1:
+        raise ValueError(f"--g_steps {g_steps}: the simultaneous update makes one update of each net "
+                         f"per step (g_steps is for --update alternating)")
+    d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
+    params, n_g = opt_g.parameters + opt_d.parameters, len(opt_g.parameters)
+    reduce_d, reduce_g = _reducers(opt_d, workers), _reducers(opt_g, workers)
+
+    def forward(real, z):
+        d_real = net_d(real)
+        d_fake = net_d(net_g(z))
+        return d_loss(d_real, d_fake), g_loss(d_fake), probability(d_real).mean(), probability(d_fake).mean()
+
+    def body(real, z):
+        # One forward, two backward passes from it: the vector-Jacobian product with each
+        # loss alone picks that loss's gradient (the other loss's share of each net is left out).
+        (loss_d, loss_g, d_real, d_fake), backward = ms.vjp(forward, real, z, weights=params)
+        one, zero = ops.ones_like(loss_d), ops.zeros_like(loss_d)
+        grads_d = backward((one, zero, zero, zero))[1][n_g:]
+        grads_g = backward((zero, one, zero, zero))[1][:n_g]
+        opt_d(reduce_d(grads_d))
+        opt_g(reduce_g(grads_g))
+        return loss_d, loss_g, d_real, d_fake
+    return body
+
+
+# name -> (net_g, net_d, opt_g, opt_d, workers, loss, g_steps) -> body(real, z)
+UPDATE_ORDERS = {"alternating": alternating, "simultaneous": simultaneous}
 
 
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
@@ -176,7 +218,7 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     """
     if update not in UPDATE_ORDERS:
         raise ValueError(f"unknown update order {update!r} (choose from {', '.join(UPDATE_ORDERS)})")
-    body = UPDATE_ORDERS[update](*make_updates(net_g, net_d, opt_g, opt_d, workers, loss), g_steps)
+    body = UPDATE_ORDERS[update](net_g, net_d, opt_g, opt_d, workers, loss, g_steps)
     if workers > 1:
         all_reduce = ops.AllReduce()
 

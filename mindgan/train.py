@@ -22,7 +22,7 @@ from .cli import (
     start,
     unit_interval,
 )
-from .registry import FAMILY_NAMES
+from .registry import FAMILY_NAMES, UPDATE_ORDERS
 
 EXAMPLES = """examples:
   python -m mindgan.train --device_target GPU              # 50 epochs, averaged generator
@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--loss", default=None, metavar="NAME",
       help="the GAN loss (default bce: the tutorials' non-saturating BCE, on D's probabilities or "
            "logits as the family's D gives them; mindgan.losses lists the others)")
+    a("--update", choices=UPDATE_ORDERS, default=None,
+      help="alternating (default, the MindSpore tutorials'): update D, then G from a fresh forward pass "
+           "through the updated D; simultaneous (TensorFlow's DCGAN tutorial): both losses and both "
+           "gradients from one forward pass, then both updates")
     a("--g_steps", type=positive("g_steps"), default=None,
       help="generator updates per discriminator update, on the same noise (default 1; carpedm20's DCGAN: 2)")
     a("--ema", type=unit_interval("ema"), default=None,

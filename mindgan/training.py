@@ -154,7 +154,7 @@ class CompiledSteps:
             self.fns[k] = make_train_step(r.net_g, r.net_d, r.opt_g, r.opt_d, jit=c.mode == "graph",
                                           steps=k, g_steps=c.g_steps, ema=r.ema,
                                           lr_input=bool(c.lr_decay_from), workers=r.workers.size,
-                                          loss=c.spec.loss)
+                                          loss=c.spec.loss, update=c.update)
         z = steps_noise(c.seed, first_step, k, c.batch_size, c.latent_size, c.noise)
         args = [self.dataset, ms.Tensor(r.workers.local(rows, 1)), ms.Tensor(r.workers.local(z, 1))]
         if c.lr_decay_from:  # a call never straddles an epoch: one rate per call

@@ -368,3 +368,52 @@ def test_a_discriminator_that_wins_outright_is_said_once(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("warning: D(G(z)) has been below 0.001 since step 6 (5 steps)")
     assert "too few images (38 here" in err
+
+
+def test_the_simultaneous_step_is_tensorflows_update_from_one_forward_pass(digits):
+    """--update simultaneous: both losses from one forward pass, D's gradient of its loss and
+    G's of its loss (through D before this step's update), then both updates. Checked against
+    the same computation written out with two separate gradients at the step's starting weights;
+    the alternating step (G through the updated D) gives a different generator."""
+    from mindspore import nn, ops
+
+    from mindgan.gan import UPDATE_ORDERS
+    from mindgan.registry import UPDATE_ORDERS as NAMES
+
+    assert tuple(UPDATE_ORDERS) == NAMES
+    config = TrainConfig(batch_size=16, seed=3, update="simultaneous")
+    images = digits[:16, None]
+    idx = np.arange(16, dtype=np.int32)
+    z = np.random.default_rng(4).standard_normal((16, 100)).astype(np.float32)
+    results = {}
+    for update in ("simultaneous", "alternating"):
+        net_g, net_d, opt_g, opt_d = build_gan(config)
+        step = make_train_step(net_g, net_d, opt_g, opt_d, update=update)
+        values = step(ms.Tensor(images), ms.Tensor(idx), ms.Tensor(z)).asnumpy()
+        results[update] = values, snapshot(net_g), snapshot(net_d)
+
+    net_g, net_d, opt_g, opt_d = build_gan(config)  # by hand, eagerly
+    bce, real, noise = nn.BCELoss(reduction="mean"), ms.Tensor(to_model_range(images)), ms.Tensor(z)
+
+    def loss_d():
+        d_real, d_fake = net_d(real), net_d(net_g(noise))
+        return bce(d_real, ops.ones_like(d_real)) + bce(d_fake, ops.zeros_like(d_fake))
+
+    def loss_g():
+        d_fake = net_d(net_g(noise))
+        return bce(d_fake, ops.ones_like(d_fake))
+
+    value_d, grads_d = ms.value_and_grad(loss_d, None, opt_d.parameters)()
+    value_g, grads_g = ms.value_and_grad(loss_g, None, opt_g.parameters)()  # D not yet updated
+    opt_d(grads_d)
+    opt_g(grads_g)
+    values, g_after, d_after = results["simultaneous"]
+    np.testing.assert_allclose(values[:2], [float(value_d.asnumpy()), float(value_g.asnumpy())], rtol=1e-5)
+    for mine, theirs in ((g_after, snapshot(net_g)), (d_after, snapshot(net_d))):
+        for name in theirs:
+            np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    _, g_alternating, d_alternating = results["alternating"]
+    assert all(np.array_equal(d_after[k], d_alternating[k]) for k in d_after)  # D's update is the same
+    assert any(not np.allclose(g_after[k], g_alternating[k], atol=1e-7) for k in g_after)  # G's is not
+    with pytest.raises(ValueError, match="--g_steps 2 is for --update alternating"):
+        TrainConfig(update="simultaneous", g_steps=2)
