@@ -14,7 +14,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .losses import LOSSES
+from .losses import LOSSES, RAW_SCORE
 from .models import ModelSpec, family
 from .registry import UPDATE_ORDERS
 
@@ -103,8 +103,8 @@ class TrainConfig:
         """The networks this config trains. Until the data has set `channels`, the family's
         own (1 for the MNIST families, 3 for dcgan)."""
         channels = self.channels if self.channels is not None else family(self.model).preset["channels"]
-        return ModelSpec(self.model, self.latent_size, channels, self.image_size,
-                         self.ngf, self.ndf, loss=self.loss)
+        return ModelSpec(self.model, self.latent_size, channels, self.image_size, self.ngf, self.ndf,
+                         loss=self.loss, d_output="logit" if self.loss in RAW_SCORE else "")
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch `epoch` (0-based): `lr` for the first `lr_decay_from`

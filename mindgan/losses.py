@@ -1,6 +1,7 @@
 """GAN losses as plain functions chosen by name (compare_gan's way): each is a `Loss` of
 `d(real_out, fake_out)` -> D's loss, `g(fake_out)` -> G's loss and `probability(out)` -> D's
-belief that an image is real, for D outputs `[N, 1]` float32.
+belief that an image is real (for the logs), for D outputs `[N, 1]` float32. "bce" is the
+tutorials' non-saturating loss; "hinge" and "lsgan" work on D's raw score (`RAW_SCORE`).
 
 A family says what its D ends in (`ModelSpec.d_output`): "probability" (a Sigmoid, the
 tutorials' `nn.BCELoss`) or "logit" (TensorFlow's `from_logits=True`). `loss_for(name,
@@ -12,7 +13,7 @@ from typing import Callable, NamedTuple
 
 from mindspore import nn, ops
 
-__all__ = ["Loss", "LOSSES", "loss_for"]
+__all__ = ["Loss", "LOSSES", "RAW_SCORE", "loss_for"]
 
 
 class Loss(NamedTuple):
@@ -43,7 +44,37 @@ def _bce(d_output: str) -> Loss:
     return Loss(d, g, probability)
 
 
-LOSSES = {"bce": _bce}  # name -> (d_output -> Loss)
+def _hinge(d_output: str) -> Loss:
+    """The hinge loss (Lim & Ye 2017; SAGAN, BigGAN) on D's raw score s: D on
+    relu(1 - s(x)) + relu(1 + s(G(z))), G on -s(G(z)). D(x) is reported as sigmoid(s)."""
+    def d(real, fake):
+        return ops.relu(1.0 - real).mean() + ops.relu(1.0 + fake).mean()
+
+    def g(fake):
+        return -fake.mean()
+
+    return Loss(d, g, ops.sigmoid)
+
+
+def _lsgan(d_output: str) -> Loss:
+    """Least squares (Mao et al. 2017) on D's raw score s, targets 1 for real and 0 for
+    generated: D on ((s(x) - 1)^2 + s(G(z))^2) / 2, G on (s(G(z)) - 1)^2 / 2. D(x) is reported
+    as s clipped to [0, 1]."""
+    def d(real, fake):
+        return 0.5 * (ops.square(real - 1.0).mean() + ops.square(fake).mean())
+
+    def g(fake):
+        return 0.5 * ops.square(fake - 1.0).mean()
+
+    def probability(score):
+        return ops.clamp(score, 0.0, 1.0)
+
+    return Loss(d, g, probability)
+
+
+LOSSES = {"bce": _bce, "hinge": _hinge, "lsgan": _lsgan}  # name -> (d_output -> Loss)
+# Losses on D's raw score: a family whose D ends in a Sigmoid builds it without one for them.
+RAW_SCORE = ("hinge", "lsgan")
 D_OUTPUTS = ("probability", "logit")
 
 
@@ -53,4 +84,6 @@ def loss_for(name: str, d_output: str) -> Loss:
         raise ValueError(f"unknown loss {name!r} (choose from {', '.join(LOSSES)})")
     if d_output not in D_OUTPUTS:
         raise ValueError(f"unknown discriminator output {d_output!r} (choose from {', '.join(D_OUTPUTS)})")
+    if name in RAW_SCORE and d_output != "logit":
+        raise ValueError(f"the {name} loss needs D's raw score, not a probability (a spec with d_output 'logit')")
     return LOSSES[name](d_output)

@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--noise", choices=("normal", "uniform"), default=None,
       help="z ~ N(0, 1) (default) or uniform in [-1, 1] (carpedm20's DCGAN)")
     a("--loss", default=None, metavar="NAME",
-      help="the GAN loss (default bce: the tutorials' non-saturating BCE, on D's probabilities or "
-           "logits as the family's D gives them; mindgan.losses lists the others)")
+      help="the GAN loss: bce (default: the tutorials' non-saturating BCE, on D's probabilities or "
+           "logits as the family's D gives them), hinge (SAGAN/BigGAN) or lsgan (least squares); "
+           "the last two work on D's raw score, so a D that ends in a Sigmoid is built without it")
     a("--update", choices=UPDATE_ORDERS, default=None,
       help="alternating (default, the MindSpore tutorials'): update D, then G from a fresh forward pass "
            "through the updated D; simultaneous (TensorFlow's DCGAN tutorial): both losses and both "

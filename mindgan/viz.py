@@ -99,7 +99,7 @@ def loss_figure(steps, loss_d, loss_g, steps_per_epoch: int | None = None, max_p
         ax.plot(x, smooth[::stride], color=color, linewidth=1.6, label=f"{label} loss (smoothed)")
     ax.set_xlabel("training step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no 2.5 on short runs
-    ax.set_ylabel("BCE loss")
+    ax.set_ylabel("loss")
     ax.set_title("GAN training losses")
     ax.grid(alpha=0.3)
     ax.legend()

@@ -32,8 +32,8 @@ def test_bce_is_the_non_saturating_gan_loss(kind):
 
 
 def test_unknown_loss_names_the_choices():
-    with pytest.raises(ValueError, match="unknown loss 'hinge' \\(choose from bce\\)"):
-        loss_for("hinge", "logit")
+    with pytest.raises(ValueError, match="unknown loss 'foo' \\(choose from bce, hinge, lsgan\\)"):
+        loss_for("foo", "logit")
 
 
 def test_every_registered_family_builds_networks_that_keep_their_spec():
@@ -48,3 +48,55 @@ def test_every_registered_family_builds_networks_that_keep_their_spec():
         assert net_g.spec == net_d.spec == tiny[name]
         assert d_output(net_d.spec) == fam.d_output
         assert d_output(ModelSpec(name, d_output="logit")) == "logit"  # a spec may say otherwise
+
+
+def test_hinge_and_least_squares_on_the_raw_score():
+    rng = np.random.default_rng(1)
+    real, fake = (rng.standard_normal((6, 1)).astype(np.float32) * 2 for _ in range(2))
+    t = ms.Tensor
+    d_loss, g_loss, _ = loss_for("hinge", "logit")
+    assert float(d_loss(t(real), t(fake)).asnumpy()) == pytest.approx(
+        np.maximum(0, 1 - real).mean() + np.maximum(0, 1 + fake).mean(), rel=1e-5)
+    assert float(g_loss(t(fake)).asnumpy()) == pytest.approx(-fake.mean(), rel=1e-5)
+    d_loss, g_loss, probability = loss_for("lsgan", "logit")
+    assert float(d_loss(t(real), t(fake)).asnumpy()) == pytest.approx(
+        0.5 * (((real - 1) ** 2).mean() + (fake ** 2).mean()), rel=1e-5)
+    assert float(g_loss(t(fake)).asnumpy()) == pytest.approx(0.5 * ((fake - 1) ** 2).mean(), rel=1e-5)
+    assert probability(t(np.array([[-1.0], [0.3], [2.0]], np.float32))).asnumpy().ravel().tolist() == pytest.approx(
+        [0.0, 0.3, 1.0])
+    with pytest.raises(ValueError, match="the hinge loss needs D's raw score"):
+        loss_for("hinge", "probability")
+
+
+def test_a_loss_on_the_raw_score_builds_d_without_its_sigmoid():
+    from mindspore import nn
+
+    from mindgan.config import TrainConfig
+
+    for model, extra in (("mlp", {}), ("dcgan", dict(image_size=16, ngf=2, ndf=2))):
+        for loss, sigmoid in (("bce", True), ("hinge", False), ("lsgan", False)):
+            spec = TrainConfig(model=model, loss=loss, **extra).spec
+            _, net_d = build(spec)
+            assert any(isinstance(c, nn.Sigmoid) for _, c in net_d.cells_and_names()) == sigmoid, (model, loss)
+            assert d_output(spec) == ("probability" if sigmoid else "logit")
+    assert d_output(TrainConfig(model="dcgan-mnist", loss="hinge").spec) == "logit"
+
+
+def test_a_hinge_run_trains_and_its_checkpoints_say_so(tmp_path):
+    from helpers import SHIPPED_MNIST
+
+    from mindgan.checkpoint import load_generator, read_checkpoint
+    from mindgan.config import TrainConfig
+    from mindgan.data import load_mnist
+    from mindgan.rundir import read_log
+    from mindgan.training import train
+
+    digits = load_mnist("train", SHIPPED_MNIST)[0][:128]
+    run = train(TrainConfig(loss="hinge", batch_size=32, epochs=1, seed=2, output_dir=str(tmp_path / "run")),
+                images=digits, progress=False)
+    rows = read_log(run / "losses.csv", 10)
+    assert len(rows) == 4 and all(np.isfinite(float(r[k])) for r in rows for k in ("loss_d", "loss_g"))
+    assert float(rows[0]["loss_d"]) == pytest.approx(2.0, abs=0.3)  # relu(1 - s) + relu(1 + s) near s = 0
+    spec = ModelSpec.from_json(str(read_checkpoint(run / "checkpoints" / "last.ckpt")["mindgan_spec"]))
+    assert (spec.loss, spec.d_output) == ("hinge", "logit")
+    assert load_generator(run / "checkpoints" / "generator.ckpt").spec.loss == "hinge"

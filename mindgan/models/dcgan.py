@@ -99,7 +99,8 @@ class Discriminator(nn.Cell):
             width *= 2
         self.model.append(WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
                                            weight_init=Normal(0.02), kernels=kernels))
-        self.model.append(nn.Sigmoid())
+        if spec.d_output != "logit":  # the tutorial's; a loss on D's raw score goes without
+            self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")
 
     def construct(self, x):

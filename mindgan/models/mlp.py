@@ -54,7 +54,8 @@ class Generator(nn.Cell):
 class Discriminator(nn.Cell):
     """images `[N, *image_shape]` (or flattened) in [-1, 1] -> P(real) float32 `[N, 1]` in (0, 1).
 
-    Dense C*H*W→512, LeakyReLU(0.2); Dense 512→256, LeakyReLU(0.2); Dense 256→1, Sigmoid.
+    Dense C*H*W→512, LeakyReLU(0.2); Dense 512→256, LeakyReLU(0.2); Dense 256→1, Sigmoid (none
+    when `spec.d_output` is "logit": losses on the raw score).
     533,505 trainable parameters at `[1, 28, 28]`.
     """
 
@@ -64,8 +65,10 @@ class Discriminator(nn.Cell):
         self.model = nn.SequentialCell(
             nn.Dense(self.features, 512), LeakyReLU(0.2),
             nn.Dense(512, 256), LeakyReLU(0.2),
-            nn.Dense(256, 1), nn.Sigmoid(),
+            nn.Dense(256, 1),
         )
+        if spec.d_output != "logit":  # the tutorial's; a loss on D's raw score goes without
+            self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")
 
     def construct(self, x):
