@@ -9,6 +9,7 @@ matters to code that would build a discriminator for it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from .models.mlp import HIDDEN
@@ -77,8 +78,6 @@ def spec_from_shapes(shapes: dict, discriminator_shapes: dict | None = None) -> 
         if spec is not None:
             first = (discriminator_shapes or {}).get("model.0.weight")
             if spec.family != "mlp" and first is not None and len(first) == 4:
-                import dataclasses
-
                 spec = dataclasses.replace(spec, ndf=int(first[0]))
             return spec
     return None

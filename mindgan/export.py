@@ -28,7 +28,7 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     (default 1) since MindSpore's ONNX exporter takes only static shapes."""
     import mindspore as ms
 
-    from .checkpoint import as_generator
+    from .checkpoint import load_generator
     from .cpu import STANDARD
     from .gan import inference_mode
     from .models import build_generator
@@ -36,11 +36,14 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     file_format = file_format.upper()
     if file_format not in FORMATS:
         raise ValueError(f"unknown format {file_format!r} (choose from {', '.join(FORMATS)})")
-    # Every layer its stock cell (standard nodes in the file), whatever the caller's generator runs.
-    source = as_generator(ckpt)
-    net = build_generator(source.spec, STANDARD)
-    for mine, theirs in zip(net.get_parameters(), source.get_parameters()):
-        mine.set_data(ms.Tensor(theirs.asnumpy()))
+    # Every layer its stock cell (standard nodes in the file): a file is loaded that way; a
+    # caller's generator is copied into one, so that it keeps its own kernels.
+    if isinstance(ckpt, ms.nn.Cell):
+        net = build_generator(ckpt.spec, STANDARD)
+        for mine, theirs in zip(net.get_parameters(), ckpt.get_parameters()):
+            mine.set_data(ms.Tensor(theirs.asnumpy()))
+    else:
+        net = load_generator(ckpt, kernels=STANDARD)
     if file_format == "ONNX" and batch_size is None:
         batch_size = 1
     if batch_size is None:
