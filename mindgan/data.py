@@ -314,13 +314,15 @@ def is_mnist_dir(path: str | os.PathLike) -> bool:
     return Path(path).is_dir() and _find_in(Path(path), "train") is not None
 
 
-def load_training_images(config, progress: bool = True) -> np.ndarray:
+def load_training_images(config, progress: bool = True, resumed: bool = False) -> np.ndarray:
     """The training images of a run: uint8 `[N, C, H, W]`.
 
     `config.data_dir` (a TrainConfig's) is an MNIST IDX folder (recognised by its files; None
     is the usual MNIST search) or a folder or .zip of images, decoded by `mindgan.images` to
     `config.image_size` pixels and `config.channels` (default 3), transparency on
-    `config.background`, after a `config.crop` centre crop.
+    `config.background`, after a `config.crop` centre crop. `config.channels` 3 on images that
+    are all grayscale is refused (ImageSetError, one line), unless `resumed` (a run whose
+    saved config says 3 goes on as it began).
     """
     if config.data_dir is None or is_mnist_dir(config.data_dir):
         return load_mnist("train", config.data_dir)[0][:, None]
@@ -328,7 +330,7 @@ def load_training_images(config, progress: bool = True) -> np.ndarray:
 
     prep = Preprocess(config.image_size, config.channels or 3, parse_colour(config.background),
                       config.crop)
-    return load_images(config.data_dir, prep, progress=progress)
+    return load_images(config.data_dir, prep, progress=progress, require_colour=config.channels == 3 and not resumed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -438,7 +440,7 @@ def _describe_image_set(parser, args) -> int:
               f"on a transparent ground in the --background colour? try --background black or gray")
     if r["smaller_than_crop"]:
         print(f"warning: {r['smaller_than_crop']} images are smaller than --crop {args.crop}: they are cropped "
-              f"to their short side instead")
+              f"to their short side here, and training refuses them: give a smaller --crop")
     if r["decoded"] < FEW_IMAGES:
         print(f"warning: {r['decoded']} images: GANs usually need thousands (below {FEW_IMAGES} the "
               f"discriminator tends to memorise them)")

@@ -217,13 +217,15 @@ def _collect(out, kept, failed, name, array, error):
 
 def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
                 cache_dir: str | os.PathLike | None = None, workers: int | None = None,
-                progress: bool = True, log=None) -> np.ndarray:
+                progress: bool = True, log=None, require_colour: bool = False) -> np.ndarray:
     """Every image of the folder or zip `source`: uint8 `[N, C, S, S]`, in sorted file order.
 
     With `cache`, a set decoded before with the same files and settings is read from
     `cache_dir` (default `image_cache_dir()`) without opening any image. Undecodable files are
     skipped, each named in one warning line, and counted in a last line (`log`, default
-    stderr). ImageSetError with one line if `source` holds no decodable image.
+    stderr). ImageSetError with one line if `source` holds no decodable image, if an image is
+    smaller than `prep.crop`, or, with `require_colour` (RGB asked for explicitly), if every
+    image is grayscale.
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     source = Path(source)
@@ -240,6 +242,8 @@ def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
             return np.load(cached)
         except (OSError, ValueError):
             log(f"warning: {cached}: unreadable cache, decoding again")
+    if prep.crop or require_colour:
+        _check_headers(source, names, prep.crop, require_colour)
     images, failed = _decode_all(source, names, prep, workers or os.cpu_count() or 1, progress)
     for name, error in failed:
         log(f"warning: skipped {source / name}: cannot decode ({error})")
@@ -253,18 +257,49 @@ def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
     return images
 
 
+def _short_sides(source: Path, names: list[str]):
+    """(name, short side in pixels) of each readable image, from its header alone."""
+    from PIL import Image
+
+    for name in names:
+        try:
+            with Image.open(io.BytesIO(_read(str(source), name))) as im:
+                yield name, min(im.size), im
+        except Exception:  # the decoder names it, with its own message
+            continue
+
+
+GRAYSCALE_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _check_headers(source: Path, names: list[str], crop: int | None, require_colour: bool) -> None:
+    """ImageSetError with one line if any image of `source` is smaller than `crop` pixels (a
+    centre crop larger than the image is not the crop asked for), or, with `require_colour`,
+    if every image is grayscale. Reads the headers only."""
+    small, colour = [], False
+    for name, side, im in _short_sides(source, names):
+        colour = colour or im.mode not in GRAYSCALE_MODES
+        if crop and side < crop:
+            small.append((name, side))
+    if require_colour and not colour:
+        raise ImageSetError(f"--channels 3, but every image in {source} is grayscale: give --channels 1")
+    if small:
+        name, side = min(small, key=lambda t: t[1])
+        raise ImageSetError(f"--crop {crop} is larger than {len(small)} of the {len(names)} images in {source} "
+                            f"(e.g. {name}, {side} pixels on its short side): give --crop {side} or less")
+
+
 def describe_images(source: str | os.PathLike, prep: Preprocess, sheet: str | os.PathLike | None = None,
                     progress: bool = True) -> dict:
     """What a folder or zip of images holds and what training would make of it, without
     training: {"source", "files", "sizes" (WxH -> count), "modes" (Pillow mode -> count),
     "undecodable" [(name, error)], "shape" [C, S, S], "decoded", "uniform" [names of images
     that become one flat colour, e.g. a white X on a transparent ground composited on white],
-    "smaller_than_crop" (how many are smaller than `prep.crop`: they are cropped to their short
-    side instead), "sheet" (the contact sheet written: the first 64 as the model sees them)}.
+    "smaller_than_crop" (how many are smaller than `prep.crop`: training refuses them; here
+    they are cropped to their short side), "sheet" (the contact sheet written: the first 64 as the model sees them)}.
     ImageSetError with one line if it holds no image file."""
     from collections import Counter
 
-    from PIL import Image
 
     source = Path(source)
     names, _ = list_images(source)
@@ -272,14 +307,10 @@ def describe_images(source: str | os.PathLike, prep: Preprocess, sheet: str | os
         raise ImageSetError(f"{source}: no image files in it (looked for {', '.join(IMAGE_SUFFIXES)} in "
                             f"sub-folders too, and MNIST IDX files)")
     sizes, modes, short_sides = Counter(), Counter(), []
-    for name in names:
-        try:
-            with Image.open(io.BytesIO(_read(str(source), name))) as im:  # the header only
-                sizes[f"{im.width}x{im.height}"] += 1
-                modes[im.mode] += 1
-                short_sides.append(min(im.size))
-        except Exception:  # counted below, by the decoder's own message
-            pass
+    for _, side, im in _short_sides(source, names):
+        sizes[f"{im.width}x{im.height}"] += 1
+        modes[im.mode] += 1
+        short_sides.append(side)
     images, failed = _decode_all(source, names, prep, os.cpu_count() or 1, progress)
     decoded = [n for n in names if n not in {f for f, _ in failed}]
     flat = images.reshape(len(images), -1)

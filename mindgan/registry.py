@@ -7,9 +7,10 @@ from __future__ import annotations
 __all__ = ["FAMILY_MODULES", "FAMILY_NAMES", "CONVOLUTIONAL", "UPDATE_ORDERS"]
 
 # --model name -> module of mindgan.models that defines its FAMILY
-FAMILY_MODULES = {"mlp": "mlp", "dcgan": "dcgan", "dcgan-mnist": "dcgan_mnist"}
+FAMILY_MODULES = {"mlp": "mlp", "dcgan": "dcgan", "dcgan-mnist": "dcgan_mnist",
+                 "dcgan-carpedm20": "dcgan_carpedm20"}
 FAMILY_NAMES = tuple(FAMILY_MODULES)
 # Families with convolutions, whose CPU kernels `mindgan.cpu` chooses.
-CONVOLUTIONAL = ("dcgan", "dcgan-mnist")
+CONVOLUTIONAL = ("dcgan", "dcgan-mnist", "dcgan-carpedm20")
 # The update orders of mindgan.gan.UPDATE_ORDERS, for the command line's --help.
 UPDATE_ORDERS = ("alternating", "simultaneous")

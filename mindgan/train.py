@@ -77,14 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--image_size", type=positive("image_size"), default=None,
       help="side of the generated images (default: the family's); image files are resized to it "
            "(short side, then a centre crop); MNIST is 28. dcgan takes 16·2^k (16, 32, 64, 128, ...), "
-           "dcgan-mnist a multiple of 4, mlp any size")
+           "dcgan-mnist a multiple of 4, dcgan-carpedm20 16 or more (48 for the anime-face walkthrough), "
+           "mlp any size")
     a("--channels", type=int, choices=(1, 3), default=None,
       help="image channels: 1 (grayscale) or 3 (RGB) (default: 1 for MNIST, 3 for image files)")
     a("--ngf", type=positive("ngf"), default=None, help="generator width of the convolutional families (default 64)")
     a("--ndf", type=positive("ndf"), default=None,
       help="discriminator width of the convolutional families (default 64)")
     a("--noise", choices=("normal", "uniform"), default=None,
-      help="z ~ N(0, 1) (default) or uniform in [-1, 1] (carpedm20's DCGAN)")
+      help="z ~ N(0, 1) (default) or uniform in [-1, 1] (dcgan-carpedm20's default)")
     a("--loss", default=None, metavar="NAME",
       help="the GAN loss: bce (default: the tutorials' non-saturating BCE, on D's probabilities or "
            "logits as the family's D gives them), hinge (SAGAN/BigGAN) or lsgan (least squares); "
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
            "through the updated D; simultaneous (TensorFlow's DCGAN tutorial): both losses and both "
            "gradients from one forward pass, then both updates")
     a("--g_steps", type=positive("g_steps"), default=None,
-      help="generator updates per discriminator update, on the same noise (default 1; carpedm20's DCGAN: 2)")
+      help="generator updates per discriminator update, on the same noise (default 1; dcgan-carpedm20: 2)")
     a("--ema", type=unit_interval("ema"), default=None,
       help="keep an exponential moving average of the generator with this decay (e.g. 0.999), "
            "updated in the compiled step; samples and generator.ckpt use it, generator_raw.ckpt "
@@ -121,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="colour that transparent pixels of image files become: white (default), black, gray, "
            "#rrggbb or r,g,b")
     a("--crop", type=positive("crop"), default=None,
-      help="centre-crop image files to N x N pixels before resizing (carpedm20's DCGAN: 108)")
+      help="centre-crop image files to N x N pixels before resizing (carpedm20's --input_height: "
+           "dcgan-carpedm20 defaults to its 108, for CelebA photos; the anime faces take 96); "
+           "an image smaller than N is refused")
     a("--subset", type=positive("subset"), default=None,
       help="train on the first N images only (quick experiments)")
     a("--output_dir", default=None,
@@ -194,7 +197,7 @@ def main(argv=None) -> int:
     source = "MNIST" if config.data_dir is None or is_mnist_dir(config.data_dir) else config.data_dir
     try:
         check_output_dir(config, args.resume)
-        images = load_training_images(config, progress=not (args.no_progress or quiet))
+        images = load_training_images(config, progress=not (args.no_progress or quiet), resumed=bool(args.resume))
         config = check_data(config, images.shape, source=source)
     except (FileNotFoundError, IdxFormatError, ImageSetError, ValueError) as exc:
         parser.error(str(exc))

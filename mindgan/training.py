@@ -44,12 +44,13 @@ class TrainingInterrupted(Exception):
                          f"{self.resume_command}")
 
 
-def _training_images(config: TrainConfig, images: np.ndarray | None, workers: int) -> tuple[TrainConfig, np.ndarray]:
+def _training_images(config: TrainConfig, images: np.ndarray | None, workers: int,
+                     resumed: bool) -> tuple[TrainConfig, np.ndarray]:
     """The config with the data's channels, and the training set as uint8 `[N, C, H, W]`,
     checked against it (`config.check_data`, as the command line checks it)."""
     if images is None:
         from .data import load_training_images
-        images = load_training_images(config)
+        images = load_training_images(config, resumed=resumed)
     x = images if images.ndim == 4 else images[:, None]
     if x.dtype != np.uint8:
         raise ValueError(f"training images must be uint8 in 0..255, not {x.dtype}")
@@ -96,7 +97,7 @@ def _start(config: TrainConfig, resume, images, device: str, talk: bool) -> tupl
     workers = parallel.current()
     if resume is not None:
         check_resume(config, resume)
-    config, data = _training_images(config, images, workers.size)
+    config, data = _training_images(config, images, workers.size, resume is not None)
     if workers.main:
         run_dir = prepare_run_dir(config.output_dir, resume)
     else:  # rank 0 creates (and names) the folder; the others only read its last.ckpt

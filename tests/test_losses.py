@@ -40,7 +40,8 @@ def test_every_registered_family_builds_networks_that_keep_their_spec():
     assert tuple(FAMILIES) == FAMILY_NAMES
     tiny = {"mlp": ModelSpec("mlp", latent_size=4, image_size=8),
             "dcgan": ModelSpec("dcgan", latent_size=4, channels=3, image_size=16, ngf=2, ndf=2),
-            "dcgan-mnist": ModelSpec("dcgan-mnist", latent_size=4, image_size=8, ngf=2, ndf=2)}
+            "dcgan-mnist": ModelSpec("dcgan-mnist", latent_size=4, image_size=8, ngf=2, ndf=2),
+            "dcgan-carpedm20": ModelSpec("dcgan-carpedm20", latent_size=4, channels=3, image_size=17, ngf=2, ndf=2)}
     for name, fam in FAMILIES.items():
         assert isinstance(fam, Family) and fam.name == name
         assert fam.d_output in ("probability", "logit") and {"epochs", "batch_size", "lr"} <= fam.preset.keys()

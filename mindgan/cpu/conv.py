@@ -23,10 +23,13 @@ def _padding(pad_mode, padding, size, kernel, stride):
     return (pads[0], pads[2])
 
 
-def plan_convolution(layer, input_size, transpose: bool, route: str):
+def plan_convolution(layer, input_size, transpose: bool, route: str, output_size=None):
     """(output pixels (h, w), op) of `layer` (an `nn.Conv2d` or `nn.Conv2dTranspose`, no groups
     or dilation) for inputs of `input_size` pixels on `route`; op is None on "stock". The
-    "onednn" op maps NCHW to NCHW; the "matmul" op pixel rows `[N, H·W, C]` to rows."""
+    "onednn" op maps NCHW to NCHW; the "matmul" op pixel rows `[N, H·W, C]` to rows.
+    `output_size`: a "same" transposed convolution's output pixels when they are not input x
+    stride (TensorFlow's `conv2d_transpose(output_shape=...)`: the input gradient of the "same"
+    convolution from `output_size` pixels, which has ceil(output_size / stride) = input_size)."""
     if layer.group != 1 or _pair(layer.dilation) != (1, 1):
         raise ValueError(f"{type(layer).__name__}: no groups or dilation")
     size, kernel, stride = _pair(input_size), _pair(layer.kernel_size), _pair(layer.stride)
@@ -39,7 +42,9 @@ def plan_convolution(layer, input_size, transpose: bool, route: str):
         in_out = (size, out)
     else:
         if layer.pad_mode == "same":
-            out = tuple(size[k] * stride[k] for k in (0, 1))
+            out = _pair(output_size) if output_size else tuple(size[k] * stride[k] for k in (0, 1))
+            if any(-(-out[k] // stride[k]) != size[k] for k in (0, 1)):
+                raise ValueError(f"output size {out} cannot come from {size} pixels at stride {stride}")
         else:
             pad = (0, 0) if layer.pad_mode == "valid" else _padding("pad", layer.padding, size, kernel, stride)
             out = tuple((size[k] - 1) * stride[k] + kernel[k] - 2 * pad[k] for k in (0, 1))

@@ -32,7 +32,8 @@ def stride2_blocks(image_size: int) -> int:
         k, size = k + 1, size * 2
     if size != image_size:
         raise ValueError(f"--image_size {image_size}: the dcgan family needs 16·2^k pixels "
-                         f"(16, 32, 64, 128, ...); --model dcgan-mnist takes any multiple of 4, "
+                         f"(16, 32, 64, 128, ...); --model dcgan-carpedm20 (carpedm20's DCGAN-tensorflow, "
+                         f"5x5 kernels) takes any size from 16, --model dcgan-mnist any multiple of 4, "
                          f"--model mlp any size")
     return k
 

@@ -263,11 +263,11 @@ class _RoutedConvolution:
     (Each subclass writes its own four-line `construct`: `super().construct()` called from a
     mixin's construct recurses forever in graph mode.)"""
 
-    def _choose_route(self, input_size, transpose: bool, kernels: Kernels) -> None:
+    def _choose_route(self, input_size, transpose: bool, kernels: Kernels, output_size=None) -> None:
         """Plan the convolution for inputs of `input_size` pixels on `kernels.conv`'s route."""
         self.route = kernels.conv
         self.stock = self.route == "stock"
-        self.out_hw, self.op = plan_convolution(self, input_size, transpose, self.route)
+        self.out_hw, self.op = plan_convolution(self, input_size, transpose, self.route, output_size)
 
     def _routed_construct(self, x):
         if self.route == "onednn":
@@ -307,13 +307,22 @@ class Conv2dTranspose(nn.Conv2dTranspose, _RoutedConvolution):
     """`nn.Conv2dTranspose` (same parameters, results to float rounding) for inputs of
     `input_size` pixels, computed as the input gradient of the convolution it inverts, on the
     route `kernels.conv` (native oneDNN, gather + MatMul, or the stock kernel). No dilation or
-    groups. x `[N, C, H, W]` float32."""
+    groups. x `[N, C, H, W]` float32.
 
-    def __init__(self, *args, input_size, kernels: Kernels = DEFAULT, **kwargs):
+    `output_size` (pad_mode "same" only): output pixels other than input x stride, as
+    TensorFlow's `conv2d_transpose(output_shape=...)` makes them (13 -> 25 at stride 2: the
+    input gradient of the "same" convolution from 25 pixels, padded 2 before and 2 after). The
+    stock kernel takes that output shape as it is (MindSpore pads as TensorFlow does)."""
+
+    def __init__(self, *args, input_size, kernels: Kernels = DEFAULT, output_size=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._choose_route(input_size, True, kernels)
+        self._choose_route(input_size, True, kernels, output_size)
+        self.shaped = output_size is not None
 
     def construct(self, x):
+        if self.stock and self.shaped:
+            y = self.conv2d_transpose(x, self.weight, (x.shape[0], self.out_channels) + self.out_hw)
+            return self.bias_add(y, self.bias) if self.has_bias else y
         if self.stock:
             return super().construct(x)
         return self._routed_construct(x)
