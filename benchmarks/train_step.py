@@ -3,6 +3,7 @@
     python benchmarks/train_step.py --model mlp            # the tutorial's MLP, batch 128
     python benchmarks/train_step.py --model dcgan-mnist    # TensorFlow's DCGAN, batch 256
     python benchmarks/train_step.py --model dcgan          # MindSpore's DCGAN, 64x64x3, batch 128
+    python benchmarks/train_step.py --model dcgan-carpedm20 --image_size 48   # the anime walkthrough's
 
 Each framework runs in its own process, alternating, for --rounds rounds (a framework sharing a
 process with the other is slowed by it: the MLP once read 0.82 in-process against 1.13-1.31 run
@@ -36,13 +37,15 @@ sys.path.insert(0, str(REPO))
 
 PRESETS = {"mlp": dict(batch_size=128, steps=200, warmup=24),
            "dcgan-mnist": dict(batch_size=256, steps=10, warmup=2),
-           "dcgan": dict(batch_size=128, steps=6, warmup=2)}
+           "dcgan": dict(batch_size=128, steps=6, warmup=2),
+           "dcgan-carpedm20": dict(batch_size=64, steps=6, warmup=2)}
+RGB = ("dcgan", "dcgan-carpedm20")  # families benchmarked on RGB images of --image_size
 
 
 def training_images(model: str, image_size: int, n: int) -> np.ndarray:
-    """uint8 `[n, C, S, S]`: MNIST for the 28x28 families, random RGB for dcgan (a step's
+    """uint8 `[n, C, S, S]`: MNIST for the 28x28 families, random RGB for the RGB ones (a step's
     time does not depend on what the pixels show)."""
-    if model == "dcgan":
+    if model in RGB:
         return np.random.default_rng(0).integers(0, 256, (n, 3, image_size, image_size), dtype=np.uint8)
     from mindgan.data import load_mnist
 
@@ -78,20 +81,22 @@ def mindgan_worker(args) -> dict:
 
     setup("CPU", "graph")
     config = TrainConfig(model=args.model, batch_size=args.batch_size, update=args.update,
-                         **({"image_size": args.image_size} if args.model == "dcgan" else {}))
-    n = 60000 if args.model != "dcgan" else 3838  # MNIST; the Twemoji set's size for dcgan
+                         **({"image_size": args.image_size} if args.model in RGB else {}))
+    # MNIST; the Twemoji set's size for dcgan; the anime faces' for carpedm20's
+    n = {"dcgan": 3838, "dcgan-carpedm20": 20000}.get(args.model, 60000)
     steps_per_epoch = n // config.batch_size
     per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, config.epochs * steps_per_epoch)
     images = training_images(args.model, config.image_size, max(4 * config.batch_size, per_call * config.batch_size))
     config = dataclasses.replace(config, channels=images.shape[1])
-    step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call, update=args.update)
+    step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call, update=args.update,
+                              g_steps=config.g_steps)
     dataset = ms.Tensor(images)
     order = batch_indices(len(images), config.batch_size, 0, 0)
     sync = HostSync(enabled=True)
 
     def run(i):
         rows = [(i * per_call + k) % len(order) for k in range(per_call)]
-        z = steps_noise(0, i * per_call, per_call, config.batch_size, config.latent_size)
+        z = steps_noise(0, i * per_call, per_call, config.batch_size, config.latent_size, config.noise)
         sync.fetch(step_fn(dataset, ms.Tensor(order[rows]), ms.Tensor(z)))
 
     first, times = time_calls(run, max(1, args.steps // per_call), max(1, args.warmup // per_call))
@@ -125,6 +130,20 @@ def torch_nets(model: str, image_size: int):
                           nn.Conv2d(64, 128, 5, 2, 2), nn.LeakyReLU(slope), nn.Dropout(0.3),
                           nn.Flatten(), nn.Linear(7 * 7 * 128, 1))
         return g, d, True
+    if model == "dcgan-carpedm20":  # 5x5 stride-2 'same' at even sizes: pad 2, output_padding 1
+        s = [-(-image_size // k) for k in (1, 2, 4, 8, 16)]
+        widths = [512, 256, 128, 64, 3]
+        g_layers = [nn.Linear(100, 512 * s[4] * s[4]), nn.Unflatten(1, (512, s[4], s[4])), nn.BatchNorm2d(512),
+                    nn.ReLU()]
+        for k in range(4):
+            g_layers.append(nn.ConvTranspose2d(widths[k], widths[k + 1], 5, 2, 2, output_padding=1))
+            g_layers += [nn.BatchNorm2d(widths[k + 1]), nn.ReLU()] if k < 3 else [nn.Tanh()]
+        d_layers = []
+        for k in range(4):
+            d_layers.append(nn.Conv2d(widths[4 - k], widths[3 - k], 5, 2, 2))
+            d_layers += ([nn.BatchNorm2d(widths[3 - k])] if k else []) + [nn.LeakyReLU(0.2)]
+        d_layers += [nn.Flatten(), nn.Linear(512 * s[4] * s[4], 1)]
+        return nn.Sequential(*g_layers), nn.Sequential(*d_layers), True
     blocks = {16: 2, 32: 3, 64: 4, 128: 5}[image_size]
     width = 64 * 2 ** (blocks - 1)
     g_layers = [nn.Unflatten(1, (100, 1, 1)), nn.ConvTranspose2d(100, width, 4, 1, 0, bias=False),
@@ -149,9 +168,10 @@ def torch_worker(args) -> dict:
     from torch import nn
 
     torch.manual_seed(0)
-    image_size = args.image_size if args.model == "dcgan" else 28
+    image_size = args.image_size if args.model in RGB else 28
     g, d, logits = torch_nets(args.model, image_size)
-    lr, beta1 = {"mlp": (2e-4, 0.5), "dcgan-mnist": (1e-4, 0.9), "dcgan": (2e-4, 0.5)}[args.model]
+    lr, beta1 = {"mlp": (2e-4, 0.5), "dcgan-mnist": (1e-4, 0.9)}.get(args.model, (2e-4, 0.5))
+    g_steps = 2 if args.model == "dcgan-carpedm20" else 1
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(beta1, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(beta1, 0.999))
     bce = nn.BCEWithLogitsLoss() if logits else nn.BCELoss()
@@ -168,10 +188,11 @@ def torch_worker(args) -> dict:
         loss_d = bce(d(real), ones) + bce(d(g(z).detach()), zeros)
         loss_d.backward()
         opt_d.step()
-        opt_g.zero_grad()
-        loss_g = bce(d(g(z)), ones)
-        loss_g.backward()
-        opt_g.step()
+        for _ in range(g_steps):  # carpedm20's: G twice on the same z
+            opt_g.zero_grad()
+            loss_g = bce(d(g(z)), ones)
+            loss_g.backward()
+            opt_g.step()
         float(loss_d), float(loss_g)
 
     first, times = time_calls(run, args.steps, args.warmup)
@@ -220,7 +241,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--model", choices=tuple(PRESETS), default="mlp")
     p.add_argument("--batch_size", type=int, default=None, help="default: the family's (128, 256, 128)")
-    p.add_argument("--image_size", type=int, default=64, help="dcgan's image side (default 64)")
+    p.add_argument("--image_size", type=int, default=64, help="image side of the RGB families (default 64)")
     p.add_argument("--steps", type=int, default=None,
                    help="timed steps per round (default 200 mlp, 10 dcgan-mnist, 6 dcgan)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps after the first call")
@@ -270,7 +291,7 @@ def main(argv=None) -> int:
     mg = summary("mindgan")
     info = results["mindgan"][0]
     print(f"\n{args.model}, batch {args.batch_size}"
-          + (f", {args.image_size}x{args.image_size}x3" if args.model == "dcgan" else "")
+          + (f", {args.image_size}x{args.image_size}x3" if args.model in RGB else "")
           + f", fp32 on {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}, {isa}); "
           f"{args.rounds} alternating processes per framework, {args.steps} timed steps each; "
           f"mindgan's update: {args.update}")
