@@ -19,21 +19,24 @@ from .models import ModelSpec, family
 from .registry import UPDATE_ORDERS
 
 __all__ = ["TrainConfig", "NOISE_KINDS", "RECOMMENDED", "resolve_config", "check_resume",
-           "check_output_dir", "check_data"]
+           "check_output_dir", "check_data", "check_classes"]
 
 NOISE_KINDS = ("normal", "uniform")
+CONDITIONS = ("concat", "projection")
 SNAPSHOTS = 20  # about this many generator_epoch_XXX.ckpt per run, whatever its length
 GRIDS = 50      # about this many samples/epoch_XXX.png per run
+GRID_CLASSES = 10  # rows of a conditional run's sample grid, one class each
 
 # What `python -m mindgan.train` uses, unless given `--tutorial`, where measurements beat the
 # tutorial's own settings (docs/RESULTS.md, "An averaged generator"): for the MLP, an averaged
 # generator and 50 epochs beat the tutorial's 200 plain epochs on Parzen, FID and class balance
-# for both seeds measured (later epochs drift towards 1s). `TrainConfig()` itself stays the
-# tutorial's, as the notebook and the tests expect.
+# for both seeds measured (later epochs drift towards 1s); with --conditional, the projection
+# discriminator beat the cGAN paper's label joined to D's input (README, "Conditional
+# generation"). `TrainConfig()` itself stays the tutorial's, as the notebook and the tests expect.
 # Settings a family's preset may leave out.
 FALLBACK = dict(noise="normal", g_steps=1)
 
-RECOMMENDED = {"mlp": dict(ema=0.999, eval_every=10, epochs=50)}
+RECOMMENDED = {"mlp": dict(ema=0.999, eval_every=10, epochs=50, condition="projection")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +52,9 @@ class TrainConfig:
     beta2: float | None = None
     image_size: int | None = None  # generated images are image_size x image_size
     channels: int | None = None    # 1 or 3; None: the data's
+    conditional: bool = False      # G(z, y) and D(x, y) on the data's class labels
+    condition: str = "concat"      # how D takes the label: "concat" (at its input) or "projection"
+    class_names: tuple[str, ...] | None = None  # the classes, in label order; None: the data's
     ngf: int = 64                  # generator width (convolutional families)
     ndf: int = 64                  # discriminator width (convolutional families)
     noise: str | None = None       # z ~ N(0, 1) ("normal", the default), or "uniform" in [-1, 1]
@@ -79,6 +85,8 @@ class TrainConfig:
                    "log_every", "data_dir", "steps_per_call", "eval_every", "eval_samples")
 
     def __post_init__(self):
+        if self.class_names is not None:  # config.json holds a list
+            object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         preset = {**FALLBACK, **family(self.model).preset}
         for name, value in preset.items():
             if getattr(self, name, None) is None and name != "channels":
@@ -90,6 +98,11 @@ class TrainConfig:
                              f"update makes one update of each net per step)")
         if self.loss not in LOSSES:
             raise ValueError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"--condition {self.condition}: choose from {', '.join(CONDITIONS)}")
+        if self.conditional and self.condition == "projection" and self.model != "mlp":
+            raise ValueError(f"--condition projection is built for --model mlp only so far; --model {self.model} "
+                             f"takes --condition concat")
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, not {self.noise!r}")
         if self.g_steps < 1:
@@ -106,7 +119,10 @@ class TrainConfig:
         """The networks this config trains. Until the data has set `channels`, the family's
         own (1 for the MNIST families, 3 for dcgan)."""
         channels = self.channels if self.channels is not None else family(self.model).preset["channels"]
+        classes = tuple(self.class_names or ()) if self.conditional else ()
         return ModelSpec(self.model, self.latent_size, channels, self.image_size, self.ngf, self.ndf,
+                         num_classes=len(classes), class_names=classes, noise=self.noise,
+                         condition=self.condition if classes else "concat",
                          loss=self.loss, d_output="logit" if self.loss in RAW_SCORE else "")
 
     def lr_at(self, epoch: int) -> float:
@@ -135,10 +151,24 @@ class TrainConfig:
 
     @property
     def grid_rows(self) -> int:
-        """Images per row of the sample grid (`viz.grid_columns`: 5 for 25, 8 for 32 or 64)."""
+        """Images per row of the sample grid (`viz.grid_columns`: 5 for 25, 8 for 32 or 64);
+        a conditional run's grid has that many columns and one row per class (`grid_labels`)."""
         from .viz import grid_columns
 
         return grid_columns(self.num_samples)
+
+    @property
+    def grid_labels(self):
+        """A conditional run's sample grid, row by row: int32 `[rows * grid_rows]`, one row per
+        class (at most GRID_CLASSES rows, classes spread evenly over the labels when there are
+        more), the same fixed noise along each column; None for an unconditional run."""
+        import numpy as np
+
+        k = self.spec.num_classes
+        if not k:
+            return None
+        classes = np.linspace(0, k - 1, min(k, GRID_CLASSES)).round().astype(np.int32)
+        return np.repeat(classes, self.grid_rows)
 
     def asdict(self) -> dict:
         return dataclasses.asdict(self)
@@ -212,14 +242,19 @@ def check_output_dir(config: TrainConfig, resume: str | Path | None = None) -> N
                              f"continue that run, or choose another folder")
 
 
-def check_data(config: TrainConfig, shape: tuple, workers: int = 1, source: str = "MNIST") -> TrainConfig:
-    """The config with the data's channels, once the training images' `shape` (N, C, H, W),
+def check_data(config: TrainConfig, shape: tuple, workers: int = 1, source: str = "MNIST",
+               class_names: tuple[str, ...] | None = None) -> TrainConfig:
+    """The config with the data's channels (and, for a conditional run, its `class_names`:
+    None where the data has no labels), once the training images' `shape` (N, C, H, W),
     before --subset, is known to suit it: the model's image shape, a batch no larger than the
-    data, a global batch that splits over `workers`. ValueError with one line otherwise."""
+    data, a global batch that splits over `workers`, classes for --conditional (the same as
+    the resumed run's). ValueError with one line otherwise."""
     if config.model == "dcgan-carpedm20" and source == "MNIST":
         raise ValueError("--model dcgan-carpedm20 on MNIST is carpedm20's conditional MNIST model (labels "
                          "joined to z and to every layer), which needs --conditional (not built yet); "
                          "train it on a folder or .zip of images")
+    if config.conditional:
+        config = _check_classes(config, source, class_names)
     n = min(shape[0], config.subset or shape[0])
     if config.batch_size > n:
         raise ValueError(f"--batch_size {config.batch_size} is larger than the dataset ({n} images): "
@@ -240,3 +275,21 @@ def check_data(config: TrainConfig, shape: tuple, workers: int = 1, source: str 
         raise ValueError(f"--model {config.model} makes {what} images but {source} is "
                          f"{'x'.join(map(str, data_shape))}; {hint}")
     return config
+
+
+def check_classes(source: str, class_names) -> None:
+    """ValueError with one line unless `class_names` are two or more classes of `source`."""
+    if not class_names:
+        raise ValueError(f"--conditional: {source} has no class labels; put each class's images in a sub-folder "
+                         f"of its own ({source}/cat/..., {source}/dog/...), or train without --conditional")
+    if len(class_names) < 2:
+        raise ValueError(f"--conditional: {source} has one class only ({class_names[0]!r}); conditional "
+                         f"training needs two or more sub-folders of images")
+
+
+def _check_classes(config: TrainConfig, source: str, class_names) -> TrainConfig:
+    check_classes(source, class_names)
+    if config.class_names is not None and tuple(config.class_names) != tuple(class_names):
+        raise ValueError(f"--conditional: the classes of {source} ({', '.join(class_names)}) are not the "
+                         f"run's ({', '.join(config.class_names)})")
+    return dataclasses.replace(config, class_names=tuple(class_names))

@@ -23,7 +23,7 @@ from .fileio import atomic_output, cache_dir
 
 __all__ = [
     "IdxFormatError", "read_idx", "load_mnist", "find_mnist", "download_mnist",
-    "to_model_range", "batch_indices", "is_mnist_dir", "load_training_images", "MIRRORS",
+    "to_model_range", "batch_indices", "is_mnist_dir", "load_training_images", "load_training_data", "MIRRORS",
     "PROJECT_DATA_DIR",
     "default_cache_dir",
 ]
@@ -315,22 +315,40 @@ def is_mnist_dir(path: str | os.PathLike) -> bool:
 
 
 def load_training_images(config, progress: bool = True, resumed: bool = False) -> np.ndarray:
-    """The training images of a run: uint8 `[N, C, H, W]`.
+    """The training images of a run: uint8 `[N, C, H, W]` (`load_training_data`'s first item)."""
+    return load_training_data(config, progress, resumed)[0]
+
+
+def load_training_data(config, progress: bool = True, resumed: bool = False):
+    """The training set of a run: (images uint8 `[N, C, H, W]`, labels int32 `[N]` or None,
+    class names or None).
 
     `config.data_dir` (a TrainConfig's) is an MNIST IDX folder (recognised by its files; None
-    is the usual MNIST search) or a folder or .zip of images, decoded by `mindgan.images` to
-    `config.image_size` pixels and `config.channels` (default 3), transparency on
-    `config.background`, after a `config.crop` centre crop. `config.channels` 3 on images that
-    are all grayscale is refused (ImageSetError, one line), unless `resumed` (a run whose
-    saved config says 3 goes on as it began).
+    is the usual MNIST search: labels 0-9, always given) or a folder or .zip of images, decoded
+    by `mindgan.images` to `config.image_size` pixels and `config.channels` (default 3),
+    transparency on `config.background`, after a `config.crop` centre crop; for
+    `config.conditional`, labelled by their class sub-folder (`images.classes_of`), otherwise
+    unlabelled. `config.channels` 3 on images that are all grayscale is refused
+    (ImageSetError, one line), unless `resumed` (a run whose saved config says 3 goes on as it
+    began).
     """
     if config.data_dir is None or is_mnist_dir(config.data_dir):
-        return load_mnist("train", config.data_dir)[0][:, None]
-    from .images import Preprocess, load_images, parse_colour
+        images, labels = load_mnist("train", config.data_dir)
+        return images[:, None], labels.astype(np.int32), tuple(str(d) for d in range(10))
+    from .images import Preprocess, classes_of, list_images, load_images, parse_colour
 
+    if config.conditional:  # before decoding anything: are there classes at all?
+        from .config import check_classes
+
+        check_classes(config.data_dir, classes_of(list_images(config.data_dir)[0], config.data_dir)[1])
     prep = Preprocess(config.image_size, config.channels or 3, parse_colour(config.background),
                       config.crop)
-    return load_images(config.data_dir, prep, progress=progress, require_colour=config.channels == 3 and not resumed)
+    found = load_images(config.data_dir, prep, progress=progress, require_colour=config.channels == 3 and not resumed,
+                        with_names=config.conditional)
+    if not config.conditional:
+        return found, None, None
+    labels, classes = classes_of(found[1], config.data_dir)
+    return found[0], labels, classes
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,10 @@
   MNIST classifier for generated and test images, next to the floor FID(real train, test).
 - Mode coverage: the classifier's class histogram of the samples, its KL divergence to
   uniform, and the mean classifier confidence.
+- For a conditional generator (10 classes, labels drawn uniformly for the figures above): the
+  conditional accuracy (how often the classifier reads the digit asked for), beside the
+  classifier's own accuracy on the real test set (its ceiling), and the intra-class FID (each
+  digit's samples against that digit's test images) with their mean.
 """
 from __future__ import annotations
 
@@ -154,8 +158,13 @@ def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
             f"Parzen, classifier FID and mode coverage are MNIST-only metrics "
             f"({'x'.join(map(str, IMAGE_SHAPE))})")
     train_images, _ = load_mnist("train", data_dir)
-    test_images, _ = load_mnist("test", data_dir)
-    fake = generate(ckpt, num, seed=seed)                          # [-1, 1]
+    test_images, test_labels = load_mnist("test", data_dir)
+    conditional = bool(spec is not None and spec.num_classes)
+    if conditional and spec.num_classes != 10:
+        raise NotMnistGenerator(f"this conditional generator has {spec.num_classes} classes; the conditional "
+                                f"figures here are MNIST's 10 digits")
+    labels = np.random.default_rng([seed, 1]).integers(0, 10, num).astype(np.int32) if conditional else None
+    fake = generate(ckpt, num, seed=seed, labels=labels)          # [-1, 1]
     fake01 = ((fake.reshape(num, -1) + 1.0) / 2.0).astype(np.float64)
     valid01 = train_images[-10000:].reshape(10000, -1) / 255.0
     test01 = test_images.reshape(len(test_images), -1) / 255.0
@@ -171,15 +180,25 @@ def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
 
     net = load_classifier()
     feats_fake, probs_fake = predict(net, fake)
-    feats_test, _ = predict(net, to_model_range(test_images))
+    feats_test, probs_test = predict(net, to_model_range(test_images))
     test_stats = gaussian_stats(feats_test)
     result["fid"] = fid(gaussian_stats(feats_fake), test_stats)
     if with_reference:
         feats_real, _ = predict(net, to_model_range(train_images[:10000]))
         result["fid_reference_train_vs_test"] = fid(gaussian_stats(feats_real), test_stats)
     result.update(mode_coverage(probs_fake))
+    if conditional:
+        result.update(_conditional_figures(feats_fake, probs_fake, labels, feats_test, probs_test, test_labels))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def _conditional_figures(feats_fake, probs_fake, labels, feats_test, probs_test, test_labels) -> dict:
+    intra = [fid(gaussian_stats(feats_fake[labels == c]), gaussian_stats(feats_test[test_labels == c]))
+             for c in range(10)]
+    return {"conditional_accuracy": float((probs_fake.argmax(axis=1) == labels).mean()),
+            "classifier_test_accuracy": float((probs_test.argmax(axis=1) == test_labels).mean()),
+            "intra_fid": [round(v, 3) for v in intra], "intra_fid_mean": float(np.mean(intra))}
 
 
 def format_table(r: dict) -> str:
@@ -192,6 +211,11 @@ def format_table(r: dict) -> str:
             ("KL(class histogram || uniform)", f"{r['kl_to_uniform']:.4f}", "0 = all digits equally often"),
             ("mean classifier confidence", f"{r['mean_confidence']:.3f}", ""),
             ("class fractions 0..9", " ".join(f"{f:.3f}" for f in r["class_fractions"]), "")]
+    if "conditional_accuracy" in r:
+        rows += [("conditional accuracy", f"{100 * r['conditional_accuracy']:.2f} %",
+                  f"the classifier on real test digits: {100 * r['classifier_test_accuracy']:.2f} %"),
+                 ("intra-class FID, mean", f"{r['intra_fid_mean']:.2f}",
+                  "per digit: " + " ".join(f"{v:.1f}" for v in r["intra_fid"]))]
     width = max(len(a) for a, _, _ in rows)
     return "\n".join(f"{a.ljust(width)}  {b}   {c}".rstrip() for a, b, c in rows)
 

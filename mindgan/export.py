@@ -23,6 +23,8 @@ __all__ = ["export_generator", "main"]
 def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
                      batch_size: int | None = None) -> Path:
     """Export the generator of `ckpt` (a path or a loaded Generator) to `out`; returns the file.
+    Its input is z float32 `[N, latent]`, and for a conditional generator the labels int32 `[N]`
+    as a second input.
 
     `batch_size` None exports a dynamic batch dimension (MINDIR); ONNX gets a fixed one
     (default 1) since MindSpore's ONNX exporter takes only static shapes."""
@@ -47,9 +49,13 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     if file_format == "ONNX" and batch_size is None:
         batch_size = 1
     if batch_size is None:
-        example = ms.Tensor(shape=[None, net.latent_size], dtype=ms.float32)
+        example = [ms.Tensor(shape=[None, net.latent_size], dtype=ms.float32)]
+        if net.spec.num_classes:  # a conditional generator's second input: the labels
+            example.append(ms.Tensor(shape=[None], dtype=ms.int32))
     else:
-        example = ms.ops.zeros((batch_size, net.latent_size), ms.float32)
+        example = [ms.ops.zeros((batch_size, net.latent_size), ms.float32)]
+        if net.spec.num_classes:
+            example.append(ms.ops.zeros((batch_size,), ms.int32))
     out = Path(out)
     suffix = FORMATS[file_format]
     # MindSpore appends the suffix itself; the name goes without it.
@@ -62,7 +68,7 @@ def export_generator(ckpt, out: str | Path, file_format: str = "MINDIR",
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".export-") as tmp:
         staged = Path(tmp) / path.name
         with inference_mode(net):
-            ms.export(net, example, file_name=str(staged.with_suffix("")), file_format=file_format)
+            ms.export(net, *example, file_name=str(staged.with_suffix("")), file_format=file_format)
         if file_format == "ONNX" and any(isinstance(cell, ms.nn.Conv2dTranspose)
                                          for _, cell in net.cells_and_names()):
             _fix_conv_transpose_output_shape(staged)

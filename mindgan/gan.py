@@ -57,24 +57,26 @@ def d_output(spec) -> str:
 def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"):
     """The two phases of a step, uncompiled: (d_update, g_update).
 
-    `d_update(real, z)` takes one Adam step on the discriminator with the D loss of `loss`
-    (`losses.loss_for`; "bce": BCE(D(x), 1) + BCE(D(G(z)), 0)) and returns
-    (loss_d, mean D(x), mean D(G(z))) (D's outputs as probabilities); `g_update(z)` takes one
-    on the generator with its G loss (the non-saturating BCE(D(G(z)), 1)) and returns loss_g.
-    real float32 `[B, C, H, W]` in [-1, 1], z float32 `[B, latent]`. With `workers` > 1 (data
-    parallelism under msrun) each optimizer gets the gradients averaged over the workers by
+    `d_update(real, z, y=None)` takes one Adam step on the discriminator with the D loss of
+    `loss` (`losses.loss_for`; "bce": BCE(D(x), 1) + BCE(D(G(z)), 0)) and returns (loss_d,
+    mean D(x), mean D(G(z))) (D's outputs as probabilities); `g_update(z, y=None)` takes one on
+    the generator with its G loss (the non-saturating BCE(D(G(z)), 1)) and returns loss_g.
+    real float32 `[B, C, H, W]` in [-1, 1], z float32 `[B, latent]`, y the batch's labels int32
+    `[B]` for a conditional pair (the fakes are made for the real batch's labels, as carpedm20
+    does), None otherwise. With `workers` > 1 (data parallelism under msrun) each optimizer
+    gets the gradients averaged over the workers by
     `nn.DistributedGradReducer`.
     """
     # Plain functions, unpacked here: a compiled graph sees a NamedTuple as a bare tuple.
     d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
 
-    def d_forward(real, z):
-        d_real = net_d(real)
-        d_fake = net_d(net_g(z))
+    def d_forward(real, z, y):
+        d_real = net_d(real, y)
+        d_fake = net_d(net_g(z, y), y)
         return d_loss(d_real, d_fake), probability(d_real).mean(), probability(d_fake).mean()
 
-    def g_forward(z):
-        return g_loss(net_d(net_g(z)))
+    def g_forward(z, y):
+        return g_loss(net_d(net_g(z, y), y))
 
     # Gradients only for the parameters this phase's optimizer owns.
     d_grad = ms.value_and_grad(d_forward, None, opt_d.parameters, has_aux=True)
@@ -82,13 +84,13 @@ def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
 
     reduce_d, reduce_g = _reducers(opt_d, workers), _reducers(opt_g, workers)
 
-    def d_update(real, z):
-        (loss_d, d_real, d_fake), grads = d_grad(real, z)
+    def d_update(real, z, y=None):
+        (loss_d, d_real, d_fake), grads = d_grad(real, z, y)
         opt_d(reduce_d(grads))
         return loss_d, d_real, d_fake
 
-    def g_update(z):
-        loss_g, grads = g_grad(z)
+    def g_update(z, y=None):
+        loss_g, grads = g_grad(z, y)
         opt_g(reduce_g(grads))
         return loss_g
 
@@ -145,15 +147,15 @@ class GeneratorEMA(nn.Cell):
 def alternating(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1):
     """The MindSpore tutorials' order: update D on (real, z), then G on z, `g_steps` times (on
     the same noise, as carpedm20's DCGAN does with 2), each from a fresh forward pass, G's
-    through the updated D. Returns `body(real, z)` -> (loss_d, loss_g of the last G update,
-    mean D(x), mean D(G(z)))."""
+    through the updated D. Returns `body(real, z, y)` -> (loss_d, loss_g of the last G update,
+    mean D(x), mean D(G(z))); y: labels or None, as in `make_updates`."""
     d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers, loss)
 
-    def body(real, z):
-        loss_d, d_real, d_fake = d_update(real, z)
-        loss_g = g_update(z)
+    def body(real, z, y):
+        loss_d, d_real, d_fake = d_update(real, z, y)
+        loss_g = g_update(z, y)
         for _ in range(g_steps - 1):
-            loss_g = g_update(z)
+            loss_g = g_update(z, y)
         return loss_d, loss_g, d_real, d_fake
     return body
 
@@ -162,7 +164,7 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     """TensorFlow's DCGAN tutorial's order: one forward pass (G(z) once, D on the real and the
     generated batch once each), both losses from it, D's gradient of its loss and G's of its
     loss (through D's weights before this step's update) taken from that one pass, then both
-    updates. Returns `body(real, z)` as `alternating` does."""
+    updates. Returns `body(real, z, y)` as `alternating` does."""
     if g_steps != 1:
         raise ValueError(f"--g_steps {g_steps}: the simultaneous update makes one update of each net "
                          f"per step (g_steps is for --update alternating)")
@@ -170,15 +172,21 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     params, n_g = opt_g.parameters + opt_d.parameters, len(opt_g.parameters)
     reduce_d, reduce_g = _reducers(opt_d, workers), _reducers(opt_g, workers)
 
-    def forward(real, z):
-        d_real = net_d(real)
-        d_fake = net_d(net_g(z))
+    def forward(real, z, y):
+        d_real = net_d(real, y)
+        d_fake = net_d(net_g(z, y), y)
         return d_loss(d_real, d_fake), g_loss(d_fake), probability(d_real).mean(), probability(d_fake).mean()
 
-    def body(real, z):
+    def unconditional(real, z):
+        return forward(real, z, None)
+
+    def body(real, z, y):
         # One forward, two backward passes from it: the vector-Jacobian product with each
         # loss alone picks that loss's gradient (the other loss's share of each net is left out).
-        (loss_d, loss_g, d_real, d_fake), backward = ms.vjp(forward, real, z, weights=params)
+        if y is None:
+            (loss_d, loss_g, d_real, d_fake), backward = ms.vjp(unconditional, real, z, weights=params)
+        else:
+            (loss_d, loss_g, d_real, d_fake), backward = ms.vjp(forward, real, z, y, weights=params)
         one, zero = ops.ones_like(loss_d), ops.zeros_like(loss_d)
         grads_d = backward((one, zero, zero, zero))[1][n_g:]
         grads_g = backward((zero, one, zero, zero))[1][:n_g]
@@ -188,7 +196,7 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     return body
 
 
-# name -> (net_g, net_d, opt_g, opt_d, workers, loss, g_steps) -> body(real, z)
+# name -> (net_g, net_d, opt_g, opt_d, workers, loss, g_steps) -> body(real, z, y)
 UPDATE_ORDERS = {"alternating": alternating, "simultaneous": simultaneous}
 
 
@@ -200,7 +208,9 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
 
     `step(images, idx, z)`: images uint8 `[N, C, H, W]` (the whole training set, resident on
     the device, scaled to [-1, 1] a batch at a time) or float32 already in [-1, 1], idx int32
-    `[B]` (this batch's rows), z float32 `[B, latent]`.
+    `[B]` (this batch's rows), z float32 `[B, latent]`. For a conditional pair
+    (`spec.num_classes` > 0), `step(images, labels, idx, z)`: labels int32 `[N]`, the whole
+    set's, resident beside the images and gathered with them.
     Returns float32 `[4]`: loss_d, loss_g (of the last G update), mean D(x), mean D(G(z))
     (before the D update). With `ema`, its average is updated after the generator's.
 
@@ -222,11 +232,12 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     if workers > 1:
         all_reduce = ops.AllReduce()
 
-    def step(images, idx, z):
+    def one(images, labels, idx, z):
         real = ops.gather(images, idx, 0)  # batch gathered on the device: no host copy
         if real.dtype == ms.uint8:  # the set stays uint8 on the device; this batch becomes float
             real = real.astype(ms.float32) / 127.5 - 1.0
-        loss_d, loss_g, d_real, d_fake = body(real, z)
+        y = None if labels is None else ops.gather(labels, idx, 0)
+        loss_d, loss_g, d_real, d_fake = body(real, z, y)
         if ema is not None:
             ema()
         values = ops.stack([loss_d, loss_g, d_real, d_fake])
@@ -234,20 +245,35 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
             return all_reduce(values) * (1.0 / workers)
         return values
 
-    def several_steps(images, idx, z):
+    def run(images, labels, idx, z):
+        if steps is None:
+            return one(images, labels, idx, z)
         results = []
         for k in range(steps):
-            results.append(step(images, idx[k], z[k]))
+            results.append(one(images, labels, idx[k], z[k]))
         return ops.stack(results)
 
-    def with_lr(images, idx, z, lr):
+    def set_lr(lr):
         ops.assign(opt_g.learning_rate, lr)
         ops.assign(opt_d.learning_rate, lr)
-        return fn(images, idx, z)
 
-    fn = step if steps is None else several_steps
-    if lr_input:
-        return ms.jit(with_lr) if jit else with_lr
+    # The four signatures, so that an unconditional step takes no labels argument at all.
+    def plain(images, idx, z):
+        return run(images, None, idx, z)
+
+    def plain_lr(images, idx, z, lr):
+        set_lr(lr)
+        return run(images, None, idx, z)
+
+    def conditional(images, labels, idx, z):
+        return run(images, labels, idx, z)
+
+    def conditional_lr(images, labels, idx, z, lr):
+        set_lr(lr)
+        return run(images, labels, idx, z)
+
+    fn = {(False, False): plain, (False, True): plain_lr, (True, False): conditional,
+          (True, True): conditional_lr}[(net_g.spec.num_classes > 0, lr_input)]
     return ms.jit(fn) if jit else fn
 
 
@@ -298,7 +324,10 @@ def inference_mode(net):
         net.set_train(was_training)
 
 
-def sample(net_g, z: np.ndarray) -> np.ndarray:
-    """G(z) in inference mode: float32 `[N, C, H, W]` in [-1, 1]; the net's mode is kept."""
+def sample(net_g, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """G(z) (a conditional G: G(z, labels), int `[N]`) in inference mode: float32
+    `[N, C, H, W]` in [-1, 1]; the net's mode is kept."""
     with inference_mode(net_g):
+        if net_g.spec.num_classes:
+            return net_g(ms.Tensor(z), ms.Tensor(np.asarray(labels, np.int32))).asnumpy()
         return net_g(ms.Tensor(z)).asnumpy()

@@ -146,8 +146,9 @@ class SampleGrids(Hook):
         last = run.step >= run.total_steps
         if complete and not last and (epoch + 1) % run.config.grid_interval:
             return
-        save_grid(sample(run.shown, run.noise_fixed), run.run_dir / "samples" / f"epoch_{epoch + 1:03d}.png",
-                  nrow=run.config.grid_rows)
+        # a conditional run's grid: one row per class (config.grid_labels), the noise down each column
+        save_grid(sample(run.shown, run.noise_fixed, run.config.grid_labels),
+                  run.run_dir / "samples" / f"epoch_{epoch + 1:03d}.png", nrow=run.config.grid_rows)
 
 
 class QualityCheck(Hook):

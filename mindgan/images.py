@@ -29,7 +29,7 @@ import numpy as np
 from .download import fetch, reason
 from .fileio import atomic_output, cache_dir
 
-__all__ = ["Preprocess", "ImageSetError", "list_images", "decode", "load_images", "describe_images",
+__all__ = ["Preprocess", "ImageSetError", "list_images", "decode", "load_images", "classes_of", "describe_images",
            "image_cache_dir", "parse_colour", "download_faces", "FACES_URL", "IMAGE_SUFFIXES"]
 
 # MindSpore's DCGAN tutorial's data: 70,171 anime faces, 96x96 JPEGs under faces/ (274.6 MB).
@@ -217,7 +217,7 @@ def _collect(out, kept, failed, name, array, error):
 
 def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
                 cache_dir: str | os.PathLike | None = None, workers: int | None = None,
-                progress: bool = True, log=None, require_colour: bool = False) -> np.ndarray:
+                progress: bool = True, log=None, require_colour: bool = False, with_names: bool = False):
     """Every image of the folder or zip `source`: uint8 `[N, C, S, S]`, in sorted file order.
 
     With `cache`, a set decoded before with the same files and settings is read from
@@ -225,7 +225,8 @@ def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
     skipped, each named in one warning line, and counted in a last line (`log`, default
     stderr). ImageSetError with one line if `source` holds no decodable image, if an image is
     smaller than `prep.crop`, or, with `require_colour` (RGB asked for explicitly), if every
-    image is grayscale.
+    image is grayscale. With `with_names`, returns (images, the file name of each, relative to
+    `source`).
     """
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     source = Path(source)
@@ -237,11 +238,18 @@ def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
                                      "files": ids, "prep": dataclasses.asdict(prep)},
                                     sort_keys=True).encode()).hexdigest()[:24]
     cached = Path(cache_dir or image_cache_dir()) / f"{source.stem}-{key}.npy"
-    if cache and cached.is_file():
+    listing = cached.with_suffix(".names.json")  # which files the cached rows are
+    if cache and cached.is_file() and (listing.is_file() or not with_names):
         try:
-            return np.load(cached)
+            images = np.load(cached)
+            if not with_names:
+                return images
+            kept = json.loads(listing.read_text())
+            if len(kept) == len(images):
+                return images, kept
         except (OSError, ValueError):
-            log(f"warning: {cached}: unreadable cache, decoding again")
+            pass
+        log(f"warning: {cached}: unreadable cache, decoding again")
     if prep.crop or require_colour:
         _check_headers(source, names, prep.crop, require_colour)
     images, failed = _decode_all(source, names, prep, workers or os.cpu_count() or 1, progress)
@@ -251,10 +259,32 @@ def load_images(source: str | os.PathLike, prep: Preprocess, cache: bool = True,
         log(f"{len(failed)} of {len(names)} files in {source} could not be decoded and were skipped")
     if not len(images):
         raise ImageSetError(f"{source}: none of its {len(names)} image files could be decoded")
+    skipped = {name for name, _ in failed}
+    kept = [name for name in names if name not in skipped]
     if cache:
+        with atomic_output(listing) as tmp:
+            Path(tmp).write_text(json.dumps(kept))
         with atomic_output(cached) as tmp:
             np.save(tmp, images)
-    return images
+    return (images, kept) if with_names else images
+
+
+def classes_of(names: list[str], source) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Class labels from file names (torchvision's ImageFolder convention): the class of
+    "cat/001.png" is "cat", classes sorted by name. Returns (labels int32 `[N]`, class names).
+    A zip whose files all sit under one top folder ("pets/cat/001.png") counts from inside it.
+    ImageSetError with one line if an image is not in a class sub-folder."""
+    parts = [n.split("/") for n in names]
+    if parts and len({p[0] for p in parts}) == 1 and all(len(p) >= 3 for p in parts):
+        parts = [p[1:] for p in parts]
+    loose = [n for n, p in zip(names, parts) if len(p) < 2]
+    if loose:
+        raise ImageSetError(f"--conditional: {len(loose)} images in {source} are not in a class sub-folder "
+                            f"(e.g. {loose[0]}); put each class's images in a sub-folder of its own "
+                            f"({source}/cat/..., {source}/dog/...)")
+    classes = tuple(sorted({p[0] for p in parts}))
+    index = {c: i for i, c in enumerate(classes)}
+    return np.array([index[p[0]] for p in parts], np.int32), classes
 
 
 def _short_sides(source: Path, names: list[str]):

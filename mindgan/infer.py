@@ -15,37 +15,105 @@ import numpy as np
 
 from .cli import Parser, add_runtime_flags, non_negative, one_line_errors, parse, positive, start
 
-__all__ = ["generate", "iter_generate", "slerp", "interpolate", "main"]
+__all__ = ["generate", "iter_generate", "label_indices", "label_grid", "slerp", "interpolate", "main"]
+
+
+class LabelError(ValueError):
+    """A label a generator does not have (one line naming what it has)."""
+
+
+def label_indices(spec, labels, num: int, rng: np.random.Generator | None = None) -> np.ndarray | None:
+    """The class index of each of `num` images for a generator of `spec`: int32 `[num]`, or
+    None for an unconditional generator given no labels. `labels`: None (a conditional
+    generator: drawn uniformly from `rng`), one class (index or name) for all, or a sequence
+    of `num`. LabelError with one line for a label the generator does not have."""
+    k = spec.num_classes
+    if labels is None:
+        return None if not k else (rng or np.random.default_rng()).integers(0, k, num).astype(np.int32)
+    if not k:
+        raise LabelError(f"--label {_show(labels)}: this is an unconditional generator ({spec.describe()}): "
+                         f"it takes no labels")
+    values = [labels] * num if isinstance(labels, (int, str, np.integer)) else list(labels)
+    if len(values) != num:
+        raise LabelError(f"{len(values)} labels for {num} images")
+    return np.array([_class_index(spec, v) for v in values], np.int32)
+
+
+def _show(labels) -> str:
+    return str(labels) if isinstance(labels, (int, str, np.integer)) else ",".join(map(str, labels))
+
+
+def _class_index(spec, value) -> int:
+    names = list(spec.class_names) or [str(i) for i in range(spec.num_classes)]
+    if isinstance(value, str) and value in names:
+        return names.index(value)
+    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.lstrip("-").isdigit()):
+        if 0 <= int(value) < spec.num_classes:
+            return int(value)
+        raise LabelError(f"--label {value}: the generator has {spec.num_classes} classes, 0-{spec.num_classes - 1}"
+                         f" ({_some(names)})")
+    raise LabelError(f"--label {value}: not a class of this generator (its classes: {_some(names)})")
+
+
+def _some(names, most: int = 12) -> str:
+    return ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most else "")
+
+
+def _draw(rng: np.random.Generator, n: int, latent_size: int, kind: str) -> np.ndarray:
+    if kind == "uniform":
+        return rng.uniform(-1.0, 1.0, (n, latent_size)).astype(np.float32)
+    return rng.standard_normal((n, latent_size), dtype=np.float32)
 
 
 def iter_generate(ckpt, num: int, seed: int | None = None, batch_size: int = 1000,
-                  ) -> Iterator[np.ndarray]:
+                  labels=None) -> Iterator[np.ndarray]:
     """Yield `num` generated images in batches: float32 `[b, C, H, W]` in [-1, 1].
 
     `ckpt` is a checkpoint path (see `checkpoint.load_generator`) or a loaded generator.
-    The noise is one stream drawn from `numpy.random.default_rng(seed)`, so the images
-    do not depend on `batch_size` (beyond float rounding, ~1e-7). BatchNorm runs in
-    inference mode; a generator passed in is given back in the mode it had.
+    The noise is one stream drawn from `numpy.random.default_rng(seed)` (N(0, 1), or uniform
+    in [-1, 1] for a generator trained on that: `spec.noise`), so the images do not depend on
+    `batch_size` (beyond float rounding, ~1e-7). A conditional generator makes the classes
+    `labels` (see `label_indices`; by default uniformly drawn from a second stream of `seed`).
+    BatchNorm runs in inference mode; a generator passed in is given back in the mode it had.
     """
-    import mindspore as ms
-
     from .checkpoint import as_generator
-    from .gan import inference_mode
+    from .gan import sample
 
     net = as_generator(ckpt)
     rng = np.random.default_rng(seed)
+    y = label_indices(net.spec, labels, num, np.random.default_rng(None if seed is None else [seed, 1]))
     for done in range(0, num, batch_size):
         n = min(batch_size, num - done)
-        z = rng.standard_normal((n, net.latent_size), dtype=np.float32)
-        with inference_mode(net):
-            out = net(ms.Tensor(z)).asnumpy()
+        z = _draw(rng, n, net.latent_size, net.spec.noise)
+        out = sample(net, z, None if y is None else y[done:done + n])
         # MindSpore's CPU Tanh overshoots +-1 by ~1e-5; keep the documented range exact.
         yield np.clip(out, -1.0, 1.0)
 
 
-def generate(ckpt, num: int = 25, seed: int | None = None, batch_size: int = 1000) -> np.ndarray:
-    """`num` generated images, float32 `[num, C, H, W]` in [-1, 1] (see `iter_generate`)."""
-    return np.concatenate(list(iter_generate(ckpt, num, seed, batch_size)))
+def generate(ckpt, num: int = 25, seed: int | None = None, batch_size: int = 1000, labels=None) -> np.ndarray:
+    """`num` generated images, float32 `[num, C, H, W]` in [-1, 1] (see `iter_generate`;
+    `labels`: one class, by index or name, or one per image, for a conditional generator)."""
+    return np.concatenate(list(iter_generate(ckpt, num, seed, batch_size, labels)))
+
+
+def label_grid(ckpt, labels, per_label: int = 10, seed: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """One row per class of `labels` (indices or names, or "all" for every class), the same
+    `per_label` noise vectors along every row: (float32 `[len(labels) * per_label, C, H, W]`
+    in [-1, 1], the rows' class names)."""
+    from .checkpoint import as_generator
+    from .gan import sample
+
+    net = as_generator(ckpt)
+    spec = net.spec
+    if isinstance(labels, str) and labels == "all":
+        labels = list(range(spec.num_classes))
+        if not labels:
+            raise LabelError(f"--label all: this is an unconditional generator ({spec.describe()}): it takes no labels")
+    rows = label_indices(spec, labels, len(labels))
+    z = _draw(np.random.default_rng(seed), per_label, net.latent_size, spec.noise)
+    out = sample(net, np.tile(z, (len(rows), 1)), np.repeat(rows, per_label))
+    names = list(spec.class_names) or [str(i) for i in range(spec.num_classes)]
+    return np.clip(out, -1.0, 1.0), [names[r] for r in rows]
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -75,6 +143,8 @@ def interpolate(ckpt, points: int, seed: int | None = None, steps: int = 16,
     from .gan import inference_mode
 
     net = as_generator(ckpt)
+    if net.spec.num_classes:
+        raise LabelError("--interpolate: not for a conditional generator yet (use --label)")
     rng = np.random.default_rng(seed)
     anchors = rng.standard_normal((walks, points, net.latent_size))
     t = np.arange(steps) / steps
@@ -101,11 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
                       "--out grid.png\n"
                       "  python -m mindgan.infer --ckpt G.ckpt --num 10000 --npy samples.npy "
                       "--save_individual digits/\n"
-                      "  python -m mindgan.infer --ckpt G.ckpt --interpolate 6 --gif walk.gif")
+                      "  python -m mindgan.infer --ckpt G.ckpt --interpolate 6 --gif walk.gif\n"
+                      "  python -m mindgan.infer --ckpt conditional.ckpt --label 7          # ten 7s\n"
+                      "  python -m mindgan.infer --ckpt conditional.ckpt --label all --num 8  # a row per class")
     a = p.add_argument
     a("--ckpt", required=True, help="generator checkpoint: mindgan's generator.ckpt, a resume "
       "state (last.ckpt), or the MLP or DCGAN tutorial's own Generator*.ckpt")
-    a("--num", type=positive("num"), default=25, help="how many images (default 25)")
+    a("--num", type=positive("num"), default=None,
+      help="how many images (default 25); with --label, how many of each label (default 10)")
+    a("--label", default=None, metavar="LABELS",
+      help="a conditional generator: the class to draw, by index or name (7, cat), several (0,3,7: one "
+           "grid row each, the same noise down each column), or all (a row per class); without it a "
+           "conditional generator draws classes uniformly")
     a("--seed", type=non_negative("seed"), default=None, help="noise seed; the same seed gives identical files")
     a("--out", default=None, help=f"grid of all images, sized to the count; written when given, "
       f"or as {DEFAULT_GRID} when no --npy or --save_individual is asked for")
@@ -137,6 +214,19 @@ def main(argv=None) -> int:
     start(parser, args.device_target)
     with one_line_errors(parser):
         net = load_generator(args.ckpt)
+    labels = None
+    if args.label is not None:
+        labels = "all" if args.label == "all" else [v.strip() for v in args.label.split(",") if v.strip()]
+        if not labels:
+            parser.error("--label: give a class (7, cat), several (0,3,7) or all")
+        if args.interpolate:
+            parser.error("--label and --interpolate: choose one")
+        with one_line_errors(parser, LabelError):  # before anything is written
+            if labels != "all":
+                label_indices(net.spec, labels, len(labels))
+            elif not net.spec.num_classes:
+                label_grid(net, "all")
+    args.num = args.num or (10 if labels is not None else 25)
     # Announced only once the checkpoint has loaded: a bad --ckpt overwrites nothing.
     if args.out is None and not (args.npy or args.save_individual):
         args.out = DEFAULT_GRID
@@ -151,6 +241,16 @@ def main(argv=None) -> int:
         print(save_gif(pictures, args.gif, seconds_per_frame=0.08, hold_last=0.08))  # a loop
         return 0
 
+    if labels is not None:
+        images, rows = label_grid(net, labels, args.num, args.seed)
+        args.num = len(images)
+        writers = _Outputs(args)
+        writers.add(images)
+        if args.out:
+            print(save_grid(writers.grid, args.out, nrow=len(images) // len(rows)))
+        writers.close()
+        print(f"rows: {', '.join(rows)}")
+        return 0
     writers = _Outputs(args)
     for batch in iter_generate(net, args.num, args.seed, args.batch_size):
         writers.add(batch)

@@ -58,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     a = p.add_argument
     a("--model", choices=FAMILY_NAMES, default=None,
       help="model family (default mlp); sets the defaults of the flags below")
+    a("--conditional", action="store_true", default=None,
+      help="conditional generation: G(z, y) and D(x, y) on the data's class labels (MNIST's digits; "
+           "an image folder's first-level sub-folders, one class each, sorted by name); samples get "
+           "a row per class and `python -m mindgan.infer --label 7` draws a chosen class")
+    a("--condition", choices=("concat", "projection"), default=None,
+      help="with --conditional: how D takes the label: concat (one-hot joined to its input, the cGAN "
+           "form; the default for the convolutional families and with --tutorial) or projection "
+           "(Miyato & Koyama: a label embedding dotted with D's last features; mlp's default, mlp "
+           "only so far)")
     a("--tutorial", action="store_true",
       help="exactly the tutorial's settings for --model (for mlp: 200 epochs, no averaging, no "
            "quick FID); without it, mlp runs use what measured better: --ema 0.999 --eval_every 10 "
@@ -190,15 +199,16 @@ def main(argv=None) -> int:
 
     # Check what can be checked before a graph is compiled: the model, the data, their shapes.
     from .config import check_data, check_output_dir
-    from .data import IdxFormatError, is_mnist_dir, load_training_images
+    from .data import IdxFormatError, is_mnist_dir, load_training_data
     from .images import ImageSetError
 
     quiet = env_rank() != 0 and not args.verbose  # under msrun, rank 0 speaks for all
     source = "MNIST" if config.data_dir is None or is_mnist_dir(config.data_dir) else config.data_dir
     try:
         check_output_dir(config, args.resume)
-        images = load_training_images(config, progress=not (args.no_progress or quiet), resumed=bool(args.resume))
-        config = check_data(config, images.shape, source=source)
+        images, labels, classes = load_training_data(config, progress=not (args.no_progress or quiet),
+                                                     resumed=bool(args.resume))
+        config = check_data(config, images.shape, source=source, class_names=classes)
     except (FileNotFoundError, IdxFormatError, ImageSetError, ValueError) as exc:
         parser.error(str(exc))
     n = min(len(images), config.subset or len(images))
@@ -208,7 +218,7 @@ def main(argv=None) -> int:
     device = start(parser, config.device_target, config.mode)
     workers = current()
     try:
-        config = check_data(config, images.shape, workers.size, source)
+        config = check_data(config, images.shape, workers.size, source, classes)
     except ValueError as exc:
         parser.error(str(exc))
     local_batch = config.batch_size // workers.size
@@ -220,7 +230,7 @@ def main(argv=None) -> int:
                  if workers.size > 1 else ""), flush=True)
     try:
         with one_line_errors(parser, ValueError):  # a damaged checkpoint, a run already done
-            run_dir = train(config, resume=args.resume, device=device, images=images,
+            run_dir = train(config, resume=args.resume, device=device, images=images, labels=labels,
                             progress=not args.no_progress, verbose=args.verbose)
     except TrainingInterrupted as exc:
         if quiet:

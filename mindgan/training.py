@@ -44,18 +44,33 @@ class TrainingInterrupted(Exception):
                          f"{self.resume_command}")
 
 
-def _training_images(config: TrainConfig, images: np.ndarray | None, workers: int,
-                     resumed: bool) -> tuple[TrainConfig, np.ndarray]:
-    """The config with the data's channels, and the training set as uint8 `[N, C, H, W]`,
-    checked against it (`config.check_data`, as the command line checks it)."""
+def _training_images(config: TrainConfig, images: np.ndarray | None, labels, workers: int,
+                     resumed: bool) -> tuple[TrainConfig, np.ndarray, np.ndarray | None]:
+    """The config with the data's channels (and classes), the training set as uint8
+    `[N, C, H, W]` and, for a conditional run, its labels int32 `[N]` (None otherwise), checked
+    against it (`config.check_data`, as the command line checks it)."""
+    classes = None
     if images is None:
-        from .data import load_training_images
-        images = load_training_images(config, resumed=resumed)
+        from .data import load_training_data
+        images, labels, classes = load_training_data(config, resumed=resumed)
+    elif labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise ValueError(f"labels must be integers >= 0, one per image ({len(images)}), not "
+                             f"{labels.dtype} {list(labels.shape)}")
+        classes = config.class_names or tuple(str(k) for k in range(int(labels.max()) + 1))
     x = images if images.ndim == 4 else images[:, None]
     if x.dtype != np.uint8:
         raise ValueError(f"training images must be uint8 in 0..255, not {x.dtype}")
-    config = check_data(config, x.shape, workers, source="the data")
-    return config, x[: config.subset] if config.subset else x
+    config = check_data(config, x.shape, workers, source="the data", class_names=classes)
+    if not config.conditional:
+        labels = None
+    elif labels.max() >= config.spec.num_classes:
+        raise ValueError(f"label {int(labels.max())} is not one of the {config.spec.num_classes} classes "
+                         f"({', '.join(config.class_names)})")
+    if config.subset:
+        x, labels = x[: config.subset], None if labels is None else labels[: config.subset]
+    return config, x, None if labels is None else labels.astype(np.int32)
 
 
 @dataclasses.dataclass
@@ -92,12 +107,13 @@ class Run:
         return [self.net_g, self.net_d, self.opt_g, self.opt_d] + ([self.ema] if self.ema else [])
 
 
-def _start(config: TrainConfig, resume, images, device: str, talk: bool) -> tuple[Run, np.ndarray]:
-    """The run's folder, data, networks and, when resuming, their saved state."""
+def _start(config: TrainConfig, resume, images, labels, device: str, talk: bool):
+    """The run's folder, networks (with, when resuming, their saved state), data and labels:
+    (Run, images, labels or None)."""
     workers = parallel.current()
     if resume is not None:
         check_resume(config, resume)
-    config, data = _training_images(config, images, workers.size, resume is not None)
+    config, data, labels = _training_images(config, images, labels, workers.size, resume is not None)
     if workers.main:
         run_dir = prepare_run_dir(config.output_dir, resume)
     else:  # rank 0 creates (and names) the folder; the others only read its last.ckpt
@@ -116,7 +132,7 @@ def _start(config: TrainConfig, resume, images, device: str, talk: bool) -> tupl
     ema = GeneratorEMA(net_g, config.ema) if config.ema else None
     run = Run(config, run_dir, workers, steps_per_epoch, total_steps, net_g, net_d, opt_g, opt_d,
               ema, build_generator(config.spec, kernels) if ema else net_g,
-              fixed_noise(config.seed, config.latent_size, config.num_samples, config.noise))
+              _grid_noise(config))
     if resume is not None:
         state = load_state(run.ckpt_dir / "last.ckpt", run.cells)
         run.step, run.noise_fixed = state["step"], state["fixed_noise"]
@@ -132,7 +148,16 @@ def _start(config: TrainConfig, resume, images, device: str, talk: bool) -> tupl
                   + (f", at most step {config.max_steps}" if config.max_steps else ""), flush=True)
     if workers.main:
         write_config(run_dir, config.asdict(), device)
-    return run, data
+    return run, data, labels
+
+
+def _grid_noise(config: TrainConfig) -> np.ndarray:
+    """The fixed noise of the sample grids: `config.num_samples` vectors, or for a conditional
+    run one row of `config.grid_rows` repeated for every class row (`config.grid_labels`)."""
+    if config.grid_labels is None:
+        return fixed_noise(config.seed, config.latent_size, config.num_samples, config.noise)
+    row = fixed_noise(config.seed, config.latent_size, config.grid_rows, config.noise)
+    return np.tile(row, (len(config.grid_labels) // config.grid_rows, 1))
 
 
 class CompiledSteps:
@@ -142,11 +167,12 @@ class CompiledSteps:
     Every worker draws the global batch's rows and noise, as one process does, and passes
     its own slice."""
 
-    def __init__(self, run: Run, data: np.ndarray, device: str):
+    def __init__(self, run: Run, data: np.ndarray, device: str, labels: np.ndarray | None = None):
         self.run, self.fns = run, {}
         # The whole set lives on the device as uint8 (a quarter of float32's memory); a step
-        # gathers its batch and scales it to [-1, 1] there.
+        # gathers its batch and scales it to [-1, 1] there. So do the labels of a conditional run.
         self.dataset = ms.Tensor(data)
+        self.labels = [] if labels is None else [ms.Tensor(labels)]
         self.sync = HostSync(enabled=device == "CPU")
 
     def __call__(self, rows: np.ndarray, first_step: int) -> np.ndarray:
@@ -157,7 +183,7 @@ class CompiledSteps:
                                           lr_input=bool(c.lr_decay_from), workers=r.workers.size,
                                           loss=c.spec.loss, update=c.update)
         z = steps_noise(c.seed, first_step, k, c.batch_size, c.latent_size, c.noise)
-        args = [self.dataset, ms.Tensor(r.workers.local(rows, 1)), ms.Tensor(r.workers.local(z, 1))]
+        args = [self.dataset, *self.labels, ms.Tensor(r.workers.local(rows, 1)), ms.Tensor(r.workers.local(z, 1))]
         if c.lr_decay_from:  # a call never straddles an epoch: one rate per call
             args.append(ms.Tensor(c.lr_at(first_step // r.steps_per_epoch), ms.float32))
         return self.sync.fetch(self.fns[k](*args))
@@ -165,11 +191,13 @@ class CompiledSteps:
 
 def train(config: TrainConfig, resume: str | Path | None = None, device: str | None = None,
           images: np.ndarray | None = None, progress: bool = True, verbose: bool = False,
-          hooks: tuple = ()) -> Path:
+          hooks: tuple = (), labels: np.ndarray | None = None) -> Path:
     """Train (or continue) a run; returns its folder.
 
     `device` is the device already selected by `runtime.setup` (recorded in config.json).
-    `images` (uint8 `[N, H, W]` or `[N, C, H, W]`) replaces loading `config.data_dir`. `hooks`
+    `images` (uint8 `[N, H, W]` or `[N, C, H, W]`) replaces loading `config.data_dir`, with
+    `labels` (int `[N]`, class indices of `config.class_names`, or 0..max) for a
+    `config.conditional` run. `hooks`
     (`mindgan.hooks.Hook`s) act after the run's own, on every worker. Raises
     TrainingInterrupted after a Ctrl-C (state saved), TrainingDiverged on a NaN/Inf loss, and
     ValueError (one line, as the command line's) on a config that does not fit the data or the
@@ -181,8 +209,8 @@ def train(config: TrainConfig, resume: str | Path | None = None, device: str | N
     """
     device = device or ms.get_context("device_target")
     talk = parallel.current().main or verbose
-    run, data = _start(config, resume, images, device, talk)
-    steps = CompiledSteps(run, data, device)
+    run, data, labels = _start(config, resume, images, labels, device, talk)
+    steps = CompiledSteps(run, data, device, labels)
     hooks = run_hooks(run, progress, talk, len(data)) + list(hooks)
     if talk and len(data) < FEW_IMAGES:
         print(f"warning: {len(data)} training images: GANs usually need thousands (below {FEW_IMAGES} the "

@@ -170,7 +170,7 @@ def test_carpedm20_resumes_exactly_and_its_checkpoint_carries_the_spec(odd_run):
     config = json.loads((straight / "config.json").read_text())
     assert (config["noise"], config["g_steps"]) == ("uniform", 2)
     net = load_generator(straight / "checkpoints" / "generator.ckpt")
-    assert net.spec == ModelSpec("dcgan-carpedm20", 100, 3, 18, 4, 4)
+    assert net.spec == ModelSpec("dcgan-carpedm20", 100, 3, 18, 4, 4, noise="uniform")  # sampling draws it too
 
 
 def test_carpedm20_generator_exports_to_mindir_and_onnx_at_an_odd_size(odd_run, tmp_path):

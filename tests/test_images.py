@@ -181,13 +181,17 @@ def test_the_cache_is_used_without_opening_an_image_and_rebuilt_on_any_change(tm
     write_set(tmp_path / "set")
     cache = tmp_path / "cache"
     first = load_images(tmp_path / "set", Preprocess(12), cache_dir=cache, progress=False)
-    assert len(list(cache.iterdir())) == 1
+    # the decoded rows, and which files they are (a conditional run's labels come from the names)
+    assert len(list(cache.glob("*.npy"))) == 1 and len(list(cache.glob("*.names.json"))) == 1
 
     opened = []
     real_open = Image.open
     monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     again = load_images(tmp_path / "set", Preprocess(12), cache_dir=cache, progress=False)
     np.testing.assert_array_equal(first, again)
+    again, names = load_images(tmp_path / "set", Preprocess(12), cache_dir=cache, progress=False, with_names=True)
+    np.testing.assert_array_equal(first, again)
+    assert len(names) == len(first) and names == sorted(names)
     assert opened == []  # a cache hit decodes nothing
 
     load_images(tmp_path / "set", Preprocess(12, background=(0, 0, 0)), cache_dir=cache, progress=False)

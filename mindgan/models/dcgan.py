@@ -15,7 +15,17 @@ from mindspore.common.initializer import Normal
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, WholeInputConv2d, WholeInputConv2dTranspose
+from .layers import (
+    BatchNorm2d,
+    Conv2d,
+    Conv2dTranspose,
+    LeakyReLU,
+    ReLU,
+    WholeInputConv2d,
+    WholeInputConv2dTranspose,
+    label_maps,
+    one_hot,
+)
 
 # The tutorial's hyper-parameters: 64x64 RGB, batch 128, 10 epochs, Adam(2e-4, 0.5), 8x8 samples.
 PRESET = dict(epochs=10, batch_size=128, lr=2e-4, beta1=0.5, beta2=0.999,
@@ -46,17 +56,19 @@ def _bn(width: int, kernels) -> nn.BatchNorm2d:
 
 class Generator(nn.Cell):
     """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
-    3,576,704 trainable parameters at latent 100, ngf 64, nc 3, S 64."""
+    3,576,704 trainable parameters at latent 100, ngf 64, nc 3, S 64. Conditional
+    (`spec.num_classes` K > 0): `G(z, y)`, the one-hot label joined to z."""
 
     def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
         self.spec, self.latent_size = spec, spec.latent_size
         latent_size, channels, image_size, ngf = spec.latent_size, spec.channels, spec.image_size, spec.ngf
-        native = kernels.native
+        native, self.num_classes = kernels.native, spec.num_classes
+        self.inputs = latent_size + spec.num_classes
         blocks = stride2_blocks(image_size)
         width = ngf * 2 ** (blocks - 1)
         self.model = nn.SequentialCell()
-        self.model.append(WholeInputConv2dTranspose(latent_size, width, 4, stride=1, pad_mode="valid",
+        self.model.append(WholeInputConv2dTranspose(self.inputs, width, 4, stride=1, pad_mode="valid",
                                                     has_bias=False, weight_init=Normal(0.02), kernels=kernels))
         size = 4
         self.model.append(_bn(width, kernels))
@@ -73,22 +85,26 @@ class Generator(nn.Cell):
         self.model.append(nn.Tanh())
         self.update_parameters_name("generator.")
 
-    def construct(self, z):
-        return self.model(ops.reshape(z, (-1, self.latent_size, 1, 1)))
+    def construct(self, z, y=None):
+        if self.num_classes:
+            z = ops.concat((z, one_hot(y, self.num_classes)), 1)
+        return self.model(ops.reshape(z, (-1, self.inputs, 1, 1)))
 
 
 class Discriminator(nn.Cell):
     """images `[N, nc, S, S]` in [-1, 1] -> P(real) float32 `[N, 1]` in (0, 1).
-    2,765,568 trainable parameters at ndf 64, nc 3, S 64."""
+    2,765,568 trainable parameters at ndf 64, nc 3, S 64. Conditional: `D(x, y)`, the one-hot
+    label joined to the image as K constant channels (`layers.label_maps`)."""
 
     def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
         self.spec = spec
         channels, image_size, ndf, native = spec.channels, spec.image_size, spec.ndf, kernels.native
+        self.num_classes = spec.num_classes
         blocks = stride2_blocks(image_size)
         width, size = ndf, image_size
         self.model = nn.SequentialCell()
-        self.model.append(Conv2d(channels, width, 4, stride=2, pad_mode="pad", padding=1,
+        self.model.append(Conv2d(channels + spec.num_classes, width, 4, stride=2, pad_mode="pad", padding=1,
                                  has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels))
         self.model.append(LeakyReLU(0.2, native=native))
         for _ in range(blocks - 1):
@@ -104,7 +120,9 @@ class Discriminator(nn.Cell):
             self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")
 
-    def construct(self, x):
+    def construct(self, x, y=None):
+        if self.num_classes:
+            x = label_maps(x, y, self.num_classes)
         return ops.reshape(self.model(x), (-1, 1))
 
 

@@ -21,7 +21,7 @@ from mindspore.common.initializer import Normal, TruncatedNormal
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, Reshape
+from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, Reshape, label_maps, one_hot
 
 # carpedm20's main.py defaults: batch 64, 25 epochs, Adam(2e-4, 0.5), 64x64 RGB output from a
 # 108-pixel centre crop, z uniform in [-1, 1] ("uniform_signed"), G updated twice per D update
@@ -57,7 +57,9 @@ class _Transpose(nn.Cell):
 
 class Generator(nn.Cell):
     """z float32 `[N, latent]` (carpedm20: uniform in [-1, 1]) -> images float32 `[N, c, S, S]`
-    in [-1, 1]. 5,135,363 trainable parameters at latent 100, gf 64, c 3, S 64; 4,773,379 at 48."""
+    in [-1, 1]. 5,135,363 trainable parameters at latent 100, gf 64, c 3, S 64; 4,773,379 at 48.
+    Conditional (`spec.num_classes` K > 0): `G(z, y)`, the one-hot label joined to z (carpedm20
+    also joins it to every hidden layer, in its MNIST-only model: not this one)."""
 
     def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
@@ -65,7 +67,9 @@ class Generator(nn.Cell):
         native, gf = kernels.native, spec.ngf
         s = sizes(spec.image_size)
         widths = [8 * gf, 4 * gf, 2 * gf, gf, spec.channels]
-        layers = [nn.Dense(spec.latent_size, widths[0] * s[4] * s[4], weight_init=Normal(SIGMA), bias_init="zeros"),
+        self.num_classes = spec.num_classes
+        layers = [nn.Dense(spec.latent_size + spec.num_classes, widths[0] * s[4] * s[4], weight_init=Normal(SIGMA),
+                           bias_init="zeros"),
                   Reshape((s[4], s[4], widths[0])), _Transpose((0, 3, 1, 2)), _bn(widths[0], native), ReLU(native)]
         for k in range(4):
             layers.append(Conv2dTranspose(widths[k], widths[k + 1], 5, stride=2, pad_mode="same", has_bias=True,
@@ -75,20 +79,24 @@ class Generator(nn.Cell):
         self.model = nn.SequentialCell(layers)
         self.update_parameters_name("generator.")
 
-    def construct(self, z):
+    def construct(self, z, y=None):
+        if self.num_classes:
+            z = ops.concat((z, one_hot(y, self.num_classes)), 1)
         return self.model(z)
 
 
 class Discriminator(nn.Cell):
     """images `[N, c, S, S]` in [-1, 1] -> logit float32 `[N, 1]` (P(real) = sigmoid).
-    4,316,545 trainable parameters at df 64, c 3, S 64; 4,312,961 at 48."""
+    4,316,545 trainable parameters at df 64, c 3, S 64; 4,312,961 at 48. Conditional: `D(x, y)`,
+    the one-hot label joined to the image as K constant channels (`layers.label_maps`)."""
 
     def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
         self.spec = spec
         native, df = kernels.native, spec.ndf
         s = sizes(spec.image_size)
-        widths = [spec.channels, df, 2 * df, 4 * df, 8 * df]
+        widths = [spec.channels + spec.num_classes, df, 2 * df, 4 * df, 8 * df]
+        self.num_classes = spec.num_classes
         layers = []
         for k in range(4):
             layers.append(Conv2d(widths[k], widths[k + 1], 5, stride=2, pad_mode="same", has_bias=True,
@@ -100,7 +108,9 @@ class Discriminator(nn.Cell):
         self.model = nn.SequentialCell(layers)
         self.update_parameters_name("discriminator.")
 
-    def construct(self, x):
+    def construct(self, x, y=None):
+        if self.num_classes:
+            x = label_maps(x, y, self.num_classes)
         return self.model(x)
 
 

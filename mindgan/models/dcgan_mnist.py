@@ -10,11 +10,11 @@ and epsilon 1e-3, Glorot-uniform weights, zero biases. The image side is a multi
 """
 from __future__ import annotations
 
-from mindspore import nn
+from mindspore import nn, ops
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape
+from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape, label_maps, one_hot
 
 # The tutorial's hyper-parameters: batch 256, 50 epochs, Adam(1e-4) with Keras's beta1 0.9,
 # 16 fixed samples in a 4x4 grid.
@@ -32,15 +32,17 @@ def _bn2d(width, native: bool):
 
 class Generator(nn.Cell):
     """z float32 `[N, latent]` -> images float32 `[N, nc, S, S]` in [-1, 1].
-    2,305,472 trainable parameters at latent 100, ngf 64, `[1, 28, 28]`."""
+    2,305,472 trainable parameters at latent 100, ngf 64, `[1, 28, 28]`. Conditional
+    (`spec.num_classes` K > 0): `G(z, y)`, the one-hot label joined to z."""
 
     def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
         self.spec, self.latent_size = spec, spec.latent_size
         latent_size, channels, native = spec.latent_size, spec.channels, kernels.native
         side, w = spec.image_size // 4, spec.ngf
+        self.num_classes = spec.num_classes
         self.model = nn.SequentialCell(
-            nn.Dense(latent_size, 4 * w * side * side, has_bias=False, weight_init="xavier_uniform"),
+            nn.Dense(latent_size + spec.num_classes, 4 * w * side * side, has_bias=False, weight_init="xavier_uniform"),
             BatchNorm1d(4 * w * side * side, momentum=MOMENTUM, eps=EPS),
             LeakyReLU(SLOPE, native=native),
             Reshape((4 * w, side, side)),
@@ -56,21 +58,25 @@ class Generator(nn.Cell):
         )
         self.update_parameters_name("generator.")
 
-    def construct(self, z):
+    def construct(self, z, y=None):
+        if self.num_classes:
+            z = ops.concat((z, one_hot(y, self.num_classes)), 1)
         return self.model(z)
 
 
 class Discriminator(nn.Cell):
     """images `[N, nc, S, S]` in [-1, 1] -> logit float32 `[N, 1]` (P(real) = sigmoid).
-    212,865 trainable parameters at ndf 64, `[1, 28, 28]`."""
+    212,865 trainable parameters at ndf 64, `[1, 28, 28]`. Conditional: `D(x, y)`, the one-hot
+    label joined to the image as K constant channels (`layers.label_maps`)."""
 
     def __init__(self, spec, kernels=DEFAULT):
         super().__init__()
         self.spec = spec
         channels, image_size, native = spec.channels, spec.image_size, kernels.native
         side, w = image_size // 4, spec.ndf
+        self.num_classes = spec.num_classes
         self.model = nn.SequentialCell(
-            Conv2d(channels, w, 5, stride=2, pad_mode="same", has_bias=True,
+            Conv2d(channels + spec.num_classes, w, 5, stride=2, pad_mode="same", has_bias=True,
                    weight_init="xavier_uniform", bias_init="zeros", input_size=image_size, kernels=kernels),
             LeakyReLU(SLOPE, native=native), Dropout(DROPOUT, salt=1, native=native),
             Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True,
@@ -81,7 +87,9 @@ class Discriminator(nn.Cell):
         )
         self.update_parameters_name("discriminator.")
 
-    def construct(self, x):
+    def construct(self, x, y=None):
+        if self.num_classes:
+            x = label_maps(x, y, self.num_classes)
         return self.model(x)
 
 

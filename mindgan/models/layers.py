@@ -15,8 +15,40 @@ from mindspore import Parameter, Tensor, nn, ops
 from ..cpu import DEFAULT, Kernels
 from ..cpu.conv import plan_convolution
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LeakyReLU", "ReLU", "Dropout", "Reshape", "WholeInputConv2d",
-           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose"]
+__all__ = ["one_hot", "label_maps", "LabelProjection", "BatchNorm1d", "BatchNorm2d", "LeakyReLU", "ReLU", "Dropout",
+           "Reshape", "WholeInputConv2d", "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose"]
+
+
+def one_hot(y, num_classes: int):
+    """labels int32 `[N]` in 0..num_classes-1 -> float32 `[N, num_classes]` (a label joined to
+    z or to D's input: into a Dense layer it is a learned embedding of the class)."""
+    return ops.one_hot(y, num_classes, Tensor(1.0, ms.float32), Tensor(0.0, ms.float32))
+
+
+def label_maps(x, y, num_classes: int):
+    """images `[N, C, H, W]` and labels int32 `[N]` -> `[N, C + num_classes, H, W]`: the one-hot
+    label as constant feature maps after the image's channels (carpedm20's `conv_cond_concat`)."""
+    maps = ops.broadcast_to(one_hot(y, num_classes).reshape(x.shape[0], num_classes, 1, 1),
+                            (x.shape[0], num_classes, x.shape[2], x.shape[3]))
+    return ops.concat((x, maps), 1)
+
+
+class LabelProjection(nn.Cell):
+    """The projection discriminator's class term (Miyato & Koyama 2018): <E[y], h>, a learned
+    embedding of the label dotted with D's last features. h float32 `[N, F]`, y int32 `[N]`
+    -> `[N, 1]`, added to D's unconditional logit. The embedding is a one-hot MatMul (its
+    gradient a MatMul too, not a scatter)."""
+
+    def __init__(self, num_classes: int, features: int):
+        super().__init__()
+        from mindspore.common.initializer import Normal, initializer
+
+        self.num_classes = num_classes
+        self.embedding = Parameter(initializer(Normal(0.02), [num_classes, features], ms.float32), name="embedding")
+
+    def construct(self, h, y):
+        e = ops.matmul(one_hot(y, self.num_classes), self.embedding)
+        return (e * h).sum(1, keepdims=True)
 
 
 def _update_running_statistics(bn, mean, var, n):

@@ -11,7 +11,7 @@ from mindspore import nn, ops
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm1d, LeakyReLU
+from .layers import BatchNorm1d, LabelProjection, LeakyReLU, one_hot
 from .spec import ModelSpec
 
 TUTORIAL = ModelSpec()  # the tutorial's 28x28 digits, latent 100
@@ -29,14 +29,16 @@ class Generator(nn.Cell):
 
     Dense 100→128, ReLU; three blocks Dense → BatchNorm1d → ReLU (256, 512, 1024);
     Dense 1024→C*H*W, Tanh. 1,510,032 trainable parameters at latent 100 and `[1, 28, 28]`.
+    Conditional (`spec.num_classes` K > 0): `G(z, y)`, labels int32 `[N]`, one-hot y joined to
+    z (the cGAN form: the first layer takes latent + K).
     """
 
     def __init__(self, spec: ModelSpec = TUTORIAL, kernels=DEFAULT):
         super().__init__()
         self.spec, self.latent_size, self.image_shape = spec, spec.latent_size, spec.image_shape
-        latent_size = spec.latent_size
+        self.num_classes = spec.num_classes
         self.model = nn.SequentialCell()
-        self.model.append(nn.Dense(latent_size, HIDDEN[0]))
+        self.model.append(nn.Dense(spec.latent_size + spec.num_classes, HIDDEN[0]))
         self.model.append(nn.ReLU())
         for width_in, width_out in zip(HIDDEN, HIDDEN[1:]):
             self.model.append(nn.Dense(width_in, width_out))
@@ -47,7 +49,9 @@ class Generator(nn.Cell):
         # Unique names across both nets: one compiled graph holds both (see the tutorial).
         self.update_parameters_name("generator.")
 
-    def construct(self, z):
+    def construct(self, z, y=None):
+        if self.num_classes:
+            z = ops.concat((z, one_hot(y, self.num_classes)), 1)
         return ops.reshape(self.model(z), (-1,) + self.image_shape)
 
 
@@ -56,23 +60,39 @@ class Discriminator(nn.Cell):
 
     Dense C*H*W→512, LeakyReLU(0.2); Dense 512→256, LeakyReLU(0.2); Dense 256→1, Sigmoid (none
     when `spec.d_output` is "logit": losses on the raw score).
-    533,505 trainable parameters at `[1, 28, 28]`.
+    533,505 trainable parameters at `[1, 28, 28]`. Conditional: `D(x, y)`, one-hot y joined
+    to the flattened image (the first layer takes C*H*W + K); with `spec.condition`
+    "projection", the last Dense's logit plus `LabelProjection` of its 256 inputs instead.
     """
 
     def __init__(self, spec: ModelSpec = TUTORIAL, kernels=DEFAULT):
         super().__init__()
         self.spec, self.features = spec, math.prod(spec.image_shape)
+        self.num_classes = spec.num_classes
+        self.projection = bool(spec.num_classes) and spec.condition == "projection"
+        joined = spec.num_classes if spec.num_classes and not self.projection else 0
         self.model = nn.SequentialCell(
-            nn.Dense(self.features, 512), LeakyReLU(0.2),
+            nn.Dense(self.features + joined, 512), LeakyReLU(0.2),
             nn.Dense(512, 256), LeakyReLU(0.2),
-            nn.Dense(256, 1),
         )
-        if spec.d_output != "logit":  # the tutorial's; a loss on D's raw score goes without
-            self.model.append(nn.Sigmoid())
+        probability = spec.d_output != "logit"  # the tutorial's; a loss on D's raw score goes without
+        if self.projection:
+            self.head, self.project = nn.Dense(256, 1), LabelProjection(spec.num_classes, 256)
+            self.output = nn.Sigmoid() if probability else nn.Identity()
+        else:
+            self.model.append(nn.Dense(256, 1))
+            if probability:
+                self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")
 
-    def construct(self, x):
-        return self.model(ops.reshape(x, (-1, self.features)))
+    def construct(self, x, y=None):
+        x = ops.reshape(x, (-1, self.features))
+        if self.projection:
+            h = self.model(x)
+            return self.output(self.head(h) + self.project(h, y))
+        if self.num_classes:
+            x = ops.concat((x, one_hot(y, self.num_classes)), 1)
+        return self.model(x)
 
 
 def check(spec) -> None:

@@ -14,7 +14,10 @@ class ModelSpec:
 
     `num_classes` 0 is an unconditional pair (conditional generation: the number of classes,
     with `class_names` in order); `d_output` what D ends in ("probability": a Sigmoid,
-    "logit"), "" for the family's own; `loss` the loss it was trained with (`mindgan.losses`).
+    "logit"), "" for the family's own; `loss` the loss it was trained with (`mindgan.losses`);
+    `noise` the z it was trained on ("normal": N(0, 1), "uniform": in [-1, 1]), which sampling
+    draws too. `condition`: how a conditional D takes the label ("concat": joined to its
+    input; "projection": Miyato & Koyama's projection on its last features).
     """
     family: str = "mlp"
     latent_size: int = 100
@@ -26,6 +29,8 @@ class ModelSpec:
     class_names: tuple[str, ...] = ()
     d_output: str = ""
     loss: str = "bce"
+    noise: str = "normal"
+    condition: str = "concat"
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -51,4 +56,5 @@ class ModelSpec:
         c, h, w = self.image_shape
         widths = "" if self.family == "mlp" else f", ngf {self.ngf}, ndf {self.ndf}"
         classes = f", {self.num_classes} classes" if self.num_classes else ""
+        classes += ", z uniform in [-1, 1]" if self.noise == "uniform" else ""
         return f"{self.family} (latent {self.latent_size}, images {c}x{h}x{w}{widths}{classes})"
