@@ -100,9 +100,6 @@ class TrainConfig:
             raise ValueError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
         if self.condition not in CONDITIONS:
             raise ValueError(f"--condition {self.condition}: choose from {', '.join(CONDITIONS)}")
-        if self.conditional and self.condition == "projection" and self.model != "mlp":
-            raise ValueError(f"--condition projection is built for --model mlp only so far; --model {self.model} "
-                             f"takes --condition concat")
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, not {self.noise!r}")
         if self.g_steps < 1:

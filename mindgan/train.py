@@ -65,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--condition", choices=("concat", "projection"), default=None,
       help="with --conditional: how D takes the label: concat (one-hot joined to its input, the cGAN "
            "form; the default for the convolutional families and with --tutorial) or projection "
-           "(Miyato & Koyama: a label embedding dotted with D's last features; mlp's default, mlp "
-           "only so far)")
+           "(Miyato & Koyama: a label embedding dotted with D's last features; mlp's default)")
     a("--tutorial", action="store_true",
       help="exactly the tutorial's settings for --model (for mlp: 200 epochs, no averaging, no "
            "quick FID); without it, mlp runs use what measured better: --ema 0.999 --eval_every 10 "

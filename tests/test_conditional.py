@@ -37,14 +37,20 @@ def with_classes(spec, k=3):
     return dataclasses.replace(spec, num_classes=k, class_names=tuple(f"c{i}" for i in range(k)))
 
 
+@pytest.mark.parametrize("condition", ["concat", "projection"])
 @pytest.mark.parametrize("name", sorted(TINY))
-def test_every_family_builds_a_conditional_pair_that_reads_the_label(name):
-    spec = with_classes(TINY[name])
+def test_every_family_builds_a_conditional_pair_that_reads_the_label(name, condition):
+    import dataclasses
+
+    spec = dataclasses.replace(with_classes(TINY[name]), condition=condition)
     ms.set_seed(0)
     net_g, net_d = build(spec)
     plain_g, plain_d = build(TINY[name])
-    # the label joins z (one input per class more in G's first layer) and D's input
+    # the label joins z (one input per class more in G's first layer) and D's input, or D's
+    # last features through an embedding
     assert count_params(net_g) > count_params(plain_g) and count_params(net_d) > count_params(plain_d)
+    names = [p.name for net in (net_g, net_d) for p in net.get_parameters()]
+    assert len(names) == len(set(names)) and (condition == "projection") == any("embedding" in n for n in names)
     net_g.set_train(False)
     net_d.set_train(False)
     z = ms.Tensor(np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32))
@@ -252,3 +258,19 @@ def test_conditional_figures_read_the_digit_asked_for_and_compare_each_digit_to_
     expected = fid(gaussian_stats(shifted[labels == 3]), gaussian_stats(feats_test[test_labels == 3]))
     assert r["intra_fid"][3] == pytest.approx(expected, abs=1e-3) and 20 < expected < 30
     assert r["intra_fid_mean"] == pytest.approx(np.mean(r["intra_fid"]), abs=1e-2)
+
+
+@pytest.mark.parametrize("model, condition, size", [("dcgan-carpedm20", "projection", 16),
+                                                    ("dcgan-mnist", "concat", 8)])
+def test_convolutional_families_train_conditionally(tmp_path, model, condition, size):
+    images = np.concatenate([blobs(32, (20, 40, 230), size=size, seed=1), blobs(32, (230, 30, 20), size=size, seed=2)])
+    if model == "dcgan-mnist":
+        images = images[:, :1]
+    config = TrainConfig(model=model, conditional=True, condition=condition, class_names=("blue", "red"),
+                         image_size=size, ngf=4, ndf=4, batch_size=16, epochs=1, num_samples=4,
+                         output_dir=str(tmp_path / "run"))
+    run = train(config, images=images, labels=np.repeat([0, 1], 32), progress=False)
+    net = load_generator(run / "checkpoints" / "generator.ckpt")
+    assert (net.spec.num_classes, net.spec.condition, net.spec.class_names) == (2, condition, ("blue", "red"))
+    assert imageio.imread(run / "samples" / "epoch_001.png").shape[0] > 0
+    assert generate(net, 3, seed=0, labels="red").shape == (3, images.shape[1], size, size)

@@ -20,6 +20,7 @@ from .layers import (
     Conv2d,
     Conv2dTranspose,
     LeakyReLU,
+    ProjectedOutput,
     ReLU,
     WholeInputConv2d,
     WholeInputConv2dTranspose,
@@ -101,10 +102,12 @@ class Discriminator(nn.Cell):
         self.spec = spec
         channels, image_size, ndf, native = spec.channels, spec.image_size, spec.ndf, kernels.native
         self.num_classes = spec.num_classes
+        self.projection = bool(spec.num_classes) and spec.condition == "projection"
+        joined = spec.num_classes if spec.num_classes and not self.projection else 0
         blocks = stride2_blocks(image_size)
         width, size = ndf, image_size
         self.model = nn.SequentialCell()
-        self.model.append(Conv2d(channels + spec.num_classes, width, 4, stride=2, pad_mode="pad", padding=1,
+        self.model.append(Conv2d(channels + joined, width, 4, stride=2, pad_mode="pad", padding=1,
                                  has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels))
         self.model.append(LeakyReLU(0.2, native=native))
         for _ in range(blocks - 1):
@@ -114,13 +117,20 @@ class Discriminator(nn.Cell):
             self.model.append(_bn(width * 2, kernels))
             self.model.append(LeakyReLU(0.2, native=native))
             width *= 2
-        self.model.append(WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
-                                           weight_init=Normal(0.02), kernels=kernels))
-        if spec.d_output != "logit":  # the tutorial's; a loss on D's raw score goes without
-            self.model.append(nn.Sigmoid())
+        head = WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
+                                weight_init=Normal(0.02), kernels=kernels)
+        probability = spec.d_output != "logit"  # the tutorial's; a loss on D's raw score goes without
+        if self.projection:
+            self.top = ProjectedOutput(head, spec.num_classes, width * 16, probability)
+        else:
+            self.model.append(head)
+            if probability:
+                self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")
 
     def construct(self, x, y=None):
+        if self.projection:
+            return self.top(self.model(x), y)
         if self.num_classes:
             x = label_maps(x, y, self.num_classes)
         return ops.reshape(self.model(x), (-1, 1))

@@ -21,7 +21,7 @@ from mindspore.common.initializer import Normal, TruncatedNormal
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ReLU, Reshape, label_maps, one_hot
+from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ProjectedOutput, ReLU, Reshape, label_maps, one_hot
 
 # carpedm20's main.py defaults: batch 64, 25 epochs, Adam(2e-4, 0.5), 64x64 RGB output from a
 # 108-pixel centre crop, z uniform in [-1, 1] ("uniform_signed"), G updated twice per D update
@@ -95,20 +95,29 @@ class Discriminator(nn.Cell):
         self.spec = spec
         native, df = kernels.native, spec.ndf
         s = sizes(spec.image_size)
-        widths = [spec.channels + spec.num_classes, df, 2 * df, 4 * df, 8 * df]
         self.num_classes = spec.num_classes
+        self.projection = bool(spec.num_classes) and spec.condition == "projection"
+        joined = spec.num_classes if spec.num_classes and not self.projection else 0
+        widths = [spec.channels + joined, df, 2 * df, 4 * df, 8 * df]
         layers = []
         for k in range(4):
             layers.append(Conv2d(widths[k], widths[k + 1], 5, stride=2, pad_mode="same", has_bias=True,
                                  weight_init=TruncatedNormal(SIGMA, 0.0, -2 * SIGMA, 2 * SIGMA), bias_init="zeros",
                                  input_size=s[k], kernels=kernels))
             layers += ([_bn(widths[k + 1], native)] if k else []) + [LeakyReLU(0.2, native=native)]
-        layers += [_Transpose((0, 2, 3, 1)), Reshape((s[4] * s[4] * widths[4],)),
-                   nn.Dense(s[4] * s[4] * widths[4], 1, weight_init=Normal(SIGMA), bias_init="zeros")]
+        features = s[4] * s[4] * widths[4]
+        layers += [_Transpose((0, 2, 3, 1)), Reshape((features,))]
+        head = nn.Dense(features, 1, weight_init=Normal(SIGMA), bias_init="zeros")
+        if self.projection:
+            self.top = ProjectedOutput(head, spec.num_classes, features, probability=False)
+        else:
+            layers.append(head)
         self.model = nn.SequentialCell(layers)
         self.update_parameters_name("discriminator.")
 
     def construct(self, x, y=None):
+        if self.projection:
+            return self.top(self.model(x), y)
         if self.num_classes:
             x = label_maps(x, y, self.num_classes)
         return self.model(x)

@@ -14,7 +14,18 @@ from mindspore import nn, ops
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm1d, BatchNorm2d, Conv2d, Conv2dTranspose, Dropout, LeakyReLU, Reshape, label_maps, one_hot
+from .layers import (
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Conv2dTranspose,
+    Dropout,
+    LeakyReLU,
+    ProjectedOutput,
+    Reshape,
+    label_maps,
+    one_hot,
+)
 
 # The tutorial's hyper-parameters: batch 256, 50 epochs, Adam(1e-4) with Keras's beta1 0.9,
 # 16 fixed samples in a 4x4 grid.
@@ -75,19 +86,27 @@ class Discriminator(nn.Cell):
         channels, image_size, native = spec.channels, spec.image_size, kernels.native
         side, w = image_size // 4, spec.ndf
         self.num_classes = spec.num_classes
+        self.projection = bool(spec.num_classes) and spec.condition == "projection"
+        joined = spec.num_classes if spec.num_classes and not self.projection else 0
         self.model = nn.SequentialCell(
-            Conv2d(channels + spec.num_classes, w, 5, stride=2, pad_mode="same", has_bias=True,
+            Conv2d(channels + joined, w, 5, stride=2, pad_mode="same", has_bias=True,
                    weight_init="xavier_uniform", bias_init="zeros", input_size=image_size, kernels=kernels),
             LeakyReLU(SLOPE, native=native), Dropout(DROPOUT, salt=1, native=native),
             Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True,
                    weight_init="xavier_uniform", bias_init="zeros", input_size=image_size // 2, kernels=kernels),
             LeakyReLU(SLOPE, native=native), Dropout(DROPOUT, salt=2, native=native),
             Reshape((2 * w * side * side,)),
-            nn.Dense(2 * w * side * side, 1, weight_init="xavier_uniform", bias_init="zeros"),
         )
+        head = nn.Dense(2 * w * side * side, 1, weight_init="xavier_uniform", bias_init="zeros")
+        if self.projection:
+            self.top = ProjectedOutput(head, spec.num_classes, 2 * w * side * side, probability=False)
+        else:
+            self.model.append(head)
         self.update_parameters_name("discriminator.")
 
     def construct(self, x, y=None):
+        if self.projection:
+            return self.top(self.model(x), y)
         if self.num_classes:
             x = label_maps(x, y, self.num_classes)
         return self.model(x)

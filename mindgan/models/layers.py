@@ -15,8 +15,8 @@ from mindspore import Parameter, Tensor, nn, ops
 from ..cpu import DEFAULT, Kernels
 from ..cpu.conv import plan_convolution
 
-__all__ = ["one_hot", "label_maps", "LabelProjection", "BatchNorm1d", "BatchNorm2d", "LeakyReLU", "ReLU", "Dropout",
-           "Reshape", "WholeInputConv2d", "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose"]
+__all__ = ["one_hot", "label_maps", "LabelProjection", "ProjectedOutput", "BatchNorm1d", "BatchNorm2d", "LeakyReLU",
+           "ReLU", "Dropout", "Reshape", "WholeInputConv2d", "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose"]
 
 
 def one_hot(y, num_classes: int):
@@ -49,6 +49,22 @@ class LabelProjection(nn.Cell):
     def construct(self, h, y):
         e = ops.matmul(one_hot(y, self.num_classes), self.embedding)
         return (e * h).sum(1, keepdims=True)
+
+
+class ProjectedOutput(nn.Cell):
+    """A projection discriminator's output: `head(h)` (D's own last layer, to one logit per
+    image) plus `LabelProjection` of the flattened h, then a Sigmoid for a D that gives
+    probabilities. h float32 `[N, ...]` (`features` values per image), y int32 `[N]` ->
+    `[N, 1]`."""
+
+    def __init__(self, head: nn.Cell, num_classes: int, features: int, probability: bool):
+        super().__init__()
+        self.head, self.project = head, LabelProjection(num_classes, features)
+        self.output = nn.Sigmoid() if probability else nn.Identity()
+
+    def construct(self, h, y):
+        flat = ops.reshape(h, (h.shape[0], -1))
+        return self.output(ops.reshape(self.head(h), (-1, 1)) + self.project(flat, y))
 
 
 def _update_running_statistics(bn, mean, var, n):

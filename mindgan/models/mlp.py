@@ -11,7 +11,7 @@ from mindspore import nn, ops
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm1d, LabelProjection, LeakyReLU, one_hot
+from .layers import BatchNorm1d, LeakyReLU, ProjectedOutput, one_hot
 from .spec import ModelSpec
 
 TUTORIAL = ModelSpec()  # the tutorial's 28x28 digits, latent 100
@@ -77,8 +77,7 @@ class Discriminator(nn.Cell):
         )
         probability = spec.d_output != "logit"  # the tutorial's; a loss on D's raw score goes without
         if self.projection:
-            self.head, self.project = nn.Dense(256, 1), LabelProjection(spec.num_classes, 256)
-            self.output = nn.Sigmoid() if probability else nn.Identity()
+            self.top = ProjectedOutput(nn.Dense(256, 1), spec.num_classes, 256, probability)
         else:
             self.model.append(nn.Dense(256, 1))
             if probability:
@@ -88,8 +87,7 @@ class Discriminator(nn.Cell):
     def construct(self, x, y=None):
         x = ops.reshape(x, (-1, self.features))
         if self.projection:
-            h = self.model(x)
-            return self.output(self.head(h) + self.project(h, y))
+            return self.top(self.model(x), y)
         if self.num_classes:
             x = ops.concat((x, one_hot(y, self.num_classes)), 1)
         return self.model(x)
