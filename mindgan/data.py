@@ -462,7 +462,22 @@ def _describe_image_set(parser, args) -> int:
     if r["decoded"] < FEW_IMAGES:
         print(f"warning: {r['decoded']} images: GANs usually need thousands (below {FEW_IMAGES} the "
               f"discriminator tends to memorise them)")
+    print(_classes_line(args.data_dir))
     return 0
+
+
+def _classes_line(source) -> str:
+    """What --conditional would take as classes from `source`, in one line."""
+    from .images import ImageSetError, classes_of, list_images
+
+    try:
+        labels, classes = classes_of(list_images(source)[0], source)
+    except ImageSetError:
+        return "classes: none (for --conditional, put each class's images in a sub-folder of its own)"
+    counts = np.bincount(labels, minlength=len(classes))
+    shown = ", ".join(f"{c} {n}" for c, n in list(zip(classes, counts))[:20])
+    return (f"classes for --conditional (first-level sub-folders): {len(classes)}: {shown}"
+            + (", ..." if len(classes) > 20 else ""))
 
 
 if __name__ == "__main__":

@@ -76,6 +76,13 @@ def test_classes_are_first_level_sub_folders_sorted_by_name():
         classes_of(["dog/1.png", "x.png"], "pets")
 
 
+def test_the_data_check_names_the_classes_conditional_training_would_take(tmp_path):
+    from mindgan.data import _classes_line
+
+    folder = write_classes(tmp_path / "discs", {"red": blobs(2, (230, 30, 20)), "blue": blobs(3, (20, 40, 230))})
+    assert _classes_line(folder).endswith("sub-folders): 2: blue 3, red 2")
+
+
 def blobs(n, colour, size=8, seed=0):
     """uint8 `[n, 3, size, size]`: a disc of `colour` on grey, random place and radius."""
     rng = np.random.default_rng(seed)

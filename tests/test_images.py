@@ -269,4 +269,5 @@ def test_the_data_command_describes_an_image_folder_before_training(tmp_path):
     assert "warning: 1 images become one flat colour (e.g. x.png)" in out
     assert "warning: 7 images are smaller than --crop 20" in out
     assert "warning: 7 images: GANs usually need thousands" in out
+    assert "classes: none (for --conditional" in out  # x.png and broken.png sit outside a class folder
     assert Image.open(sheet).mode == "RGB"  # the contact sheet, in colour
