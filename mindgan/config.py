@@ -87,6 +87,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.class_names is not None:  # config.json holds a list
             object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        if not self.conditional:  # how D would take labels means nothing without them
+            object.__setattr__(self, "condition", "concat")
         preset = {**FALLBACK, **family(self.model).preset}
         for name, value in preset.items():
             if getattr(self, name, None) is None and name != "channels":
