@@ -102,8 +102,7 @@ class Discriminator(nn.Cell):
         self.spec = spec
         channels, image_size, ndf, native = spec.channels, spec.image_size, spec.ndf, kernels.native
         self.num_classes = spec.num_classes
-        self.projection = bool(spec.num_classes) and spec.condition == "projection"
-        joined = spec.num_classes if spec.num_classes and not self.projection else 0
+        self.projection, joined = spec.projected, spec.joined_labels
         blocks = stride2_blocks(image_size)
         width, size = ndf, image_size
         self.model = nn.SequentialCell()

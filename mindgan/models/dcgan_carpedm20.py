@@ -96,8 +96,7 @@ class Discriminator(nn.Cell):
         native, df = kernels.native, spec.ndf
         s = sizes(spec.image_size)
         self.num_classes = spec.num_classes
-        self.projection = bool(spec.num_classes) and spec.condition == "projection"
-        joined = spec.num_classes if spec.num_classes and not self.projection else 0
+        self.projection, joined = spec.projected, spec.joined_labels
         widths = [spec.channels + joined, df, 2 * df, 4 * df, 8 * df]
         layers = []
         for k in range(4):

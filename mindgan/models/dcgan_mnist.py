@@ -86,8 +86,7 @@ class Discriminator(nn.Cell):
         channels, image_size, native = spec.channels, spec.image_size, kernels.native
         side, w = image_size // 4, spec.ndf
         self.num_classes = spec.num_classes
-        self.projection = bool(spec.num_classes) and spec.condition == "projection"
-        joined = spec.num_classes if spec.num_classes and not self.projection else 0
+        self.projection, joined = spec.projected, spec.joined_labels
         self.model = nn.SequentialCell(
             Conv2d(channels + joined, w, 5, stride=2, pad_mode="same", has_bias=True,
                    weight_init="xavier_uniform", bias_init="zeros", input_size=image_size, kernels=kernels),

@@ -69,8 +69,7 @@ class Discriminator(nn.Cell):
         super().__init__()
         self.spec, self.features = spec, math.prod(spec.image_shape)
         self.num_classes = spec.num_classes
-        self.projection = bool(spec.num_classes) and spec.condition == "projection"
-        joined = spec.num_classes if spec.num_classes and not self.projection else 0
+        self.projection, joined = spec.projected, spec.joined_labels
         self.model = nn.SequentialCell(
             nn.Dense(self.features + joined, 512), LeakyReLU(0.2),
             nn.Dense(512, 256), LeakyReLU(0.2),

@@ -33,6 +33,16 @@ class ModelSpec:
     condition: str = "concat"
 
     @property
+    def projected(self) -> bool:
+        """Whether a conditional D takes the label by projection (else joined to its input)."""
+        return bool(self.num_classes) and self.condition == "projection"
+
+    @property
+    def joined_labels(self) -> int:
+        """The label channels (or inputs) joined to D's input: K for "concat", else 0."""
+        return 0 if self.projected else self.num_classes
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         """`(C, H, W)` of the generated images."""
         return (self.channels, self.image_size, self.image_size)
