@@ -130,32 +130,50 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def interpolate(ckpt, points: int, seed: int | None = None, steps: int = 16,
-                walks: int = 1) -> np.ndarray:
+                walks: int = 1, labels=None) -> np.ndarray:
     """A closed walk through `points` random latents, `steps` frames per leg.
 
-    Returns float32 `[points * steps, walks, C, H, W]`: `walks` independent walks side by
-    side in each frame."""
-    import mindspore as ms
-
+    Returns float32 `[points * steps, walks, C, H, W]` in [-1, 1]: `walks` independent walks
+    side by side in each frame. A conditional generator walks the same latents once per class
+    of `labels` (indices or names, or "all"; default all, at most ten) instead, so each column
+    holds its class while the style moves in step across the columns. Latents are drawn as
+    the generator was trained (`spec.noise`): normal ones along great circles (`slerp`),
+    uniform ones along straight lines, which stay inside their cube."""
     if points < 2:
         raise ValueError(f"interpolation needs at least 2 points, not {points}")
     from .checkpoint import as_generator
-    from .gan import inference_mode
+    from .gan import sample
 
     net = as_generator(ckpt)
-    if net.spec.num_classes:
-        raise LabelError("--interpolate: not for a conditional generator yet (use --label)")
+    spec = net.spec
+    rows = None
+    if spec.num_classes:
+        if labels is None or (isinstance(labels, str) and labels == "all"):
+            labels = list(range(min(spec.num_classes, 10)))
+        rows = label_indices(spec, labels, len(labels))
+        walks = 1
+    elif labels is not None:
+        label_indices(spec, labels, 1)  # the one-line refusal for an unconditional generator
     rng = np.random.default_rng(seed)
-    anchors = rng.standard_normal((walks, points, net.latent_size))
+    anchors = _draw(rng, walks * points, net.latent_size, spec.noise).reshape(walks, points, -1)
+    path = slerp if spec.noise != "uniform" else _lerp
     t = np.arange(steps) / steps
     frames = []
     for leg in range(points):
-        z = np.stack([slerp(anchors[w, leg], anchors[w, (leg + 1) % points], t)
-                      for w in range(walks)], axis=1)  # [steps, walks, L]
-        with inference_mode(net):
-            out = net(ms.Tensor(z.reshape(-1, net.latent_size))).asnumpy()
-        frames.append(out.reshape(steps, walks, *out.shape[1:]))
+        z = np.stack([path(anchors[w, leg], anchors[w, (leg + 1) % points], t)
+                      for w in range(walks)], axis=1).reshape(-1, net.latent_size)  # [steps * walks, L]
+        if rows is None:
+            out = sample(net, z)
+        else:  # every frame's latent once per class, the classes side by side
+            out = sample(net, np.repeat(z, len(rows), axis=0), np.tile(rows, len(z)))
+        frames.append(np.clip(out, -1.0, 1.0).reshape(steps, -1, *out.shape[1:]))
     return np.concatenate(frames)
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The straight line from a `[L]` to b `[L]` at fractions t `[T]` -> `[T, L]`."""
+    t = np.asarray(t, np.float64)[:, None]
+    return ((1 - t) * a + t * b).astype(np.float32)
 
 
 # ------------------------------------------------------------------------- command line
@@ -172,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "  python -m mindgan.infer --ckpt G.ckpt --num 10000 --npy samples.npy "
                       "--save_individual digits/\n"
                       "  python -m mindgan.infer --ckpt G.ckpt --interpolate 6 --gif walk.gif\n"
+                      "  python -m mindgan.infer --ckpt conditional.ckpt --interpolate 6 --label 3,7  # two columns\n"
                       "  python -m mindgan.infer --ckpt conditional.ckpt --label 7          # ten 7s\n"
                       "  python -m mindgan.infer --ckpt conditional.ckpt --label all --num 8  # a row per class")
     a = p.add_argument
@@ -189,7 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     a("--save_individual", metavar="DIR", help="also write one PNG per image (grayscale or RGB)")
     a("--npy", metavar="FILE", help="also write the raw float32 [N, C, H, W] array in [-1, 1]")
     a("--interpolate", type=positive("interpolate"), metavar="K",
-      help="instead: a GIF walking through K random latent points (spherical interpolation)")
+      help="instead: a GIF walking through K random latent points (spherical interpolation); "
+           "a conditional generator walks them once per class side by side (--label picks the "
+           "classes; default all, at most ten)")
     a("--gif", default="interpolation.gif", help="where --interpolate writes (default "
       "interpolation.gif)")
     a("--batch_size", type=positive("batch_size"), default=1000,
@@ -219,8 +240,6 @@ def main(argv=None) -> int:
         labels = "all" if args.label == "all" else [v.strip() for v in args.label.split(",") if v.strip()]
         if not labels:
             parser.error("--label: give a class (7, cat), several (0,3,7) or all")
-        if args.interpolate:
-            parser.error("--label and --interpolate: choose one")
         with one_line_errors(parser, LabelError):  # before anything is written
             if labels != "all":
                 label_indices(net.spec, labels, len(labels))
@@ -235,10 +254,15 @@ def main(argv=None) -> int:
                   file=sys.stderr)
 
     if args.interpolate:
-        frames = interpolate(net, args.interpolate, args.seed)
-        pictures = [grid_image(f, nrow=f.shape[0], scale=screen_scale(f.shape[-1], 224))
-                    for f in frames]
+        frames = interpolate(net, args.interpolate, args.seed, labels=labels)
+        # Each column ~224 px, the whole frame within ~1000 px however many columns it has.
+        scale = screen_scale(frames.shape[-1], min(224, 1000 // frames.shape[1]))
+        pictures = [grid_image(f, nrow=f.shape[0], scale=scale) for f in frames]
         print(save_gif(pictures, args.gif, seconds_per_frame=0.08, hold_last=0.08))  # a loop
+        if net.spec.num_classes:
+            names = list(net.spec.class_names) or [str(i) for i in range(net.spec.num_classes)]
+            shown = range(frames.shape[1]) if labels in (None, "all") else label_indices(net.spec, labels, len(labels))
+            print(f"columns: {', '.join(names[i] for i in shown)}")
         return 0
 
     if labels is not None:

@@ -18,7 +18,7 @@ from mindspore import nn
 from mindgan.checkpoint import load_generator
 from mindgan.config import TrainConfig
 from mindgan.images import ImageSetError, classes_of
-from mindgan.infer import LabelError, generate, label_grid
+from mindgan.infer import LabelError, generate, interpolate, label_grid
 from mindgan.models import ModelSpec, build, count_params
 from mindgan.training import train
 
@@ -157,6 +157,20 @@ def test_generate_and_label_grid_take_labels_by_index_or_name(colour_run):
             generate(net, 1, labels=bad)
 
 
+def test_a_conditional_walk_holds_each_column_to_its_class(colour_run):
+    net = load_generator(colour_run[0] / "checkpoints" / "generator.ckpt")
+    frames = interpolate(net, 2, seed=4, steps=4, labels=["red", "blue"])
+    assert frames.shape == (8, 2, 3, 8, 8)
+    # the walk starts at the first latent of the seed's stream, drawn once per class
+    start, _ = label_grid(net, ["red", "blue"], per_label=1, seed=4)
+    np.testing.assert_allclose(frames[0], start, atol=1e-5)
+    redness = (frames[:, :, 0] - frames[:, :, 2]).mean(axis=(2, 3))  # [frames, columns]
+    assert (redness[:, 0] > redness[:, 1]).all()
+    assert interpolate(net, 2, seed=4, steps=2).shape == (4, 2, 3, 8, 8)  # default: every class
+    with pytest.raises(LabelError, match="not a class of this generator"):
+        interpolate(net, 2, labels=["green"])
+
+
 def run_infer(*args, cwd):
     return subprocess.run([sys.executable, "-m", "mindgan.infer", *map(str, args)], cwd=cwd, env=ENV,
                           capture_output=True, text=True, timeout=300)
@@ -169,6 +183,11 @@ def test_infer_cli_draws_labels_and_refuses_ones_the_generator_lacks(colour_run,
     assert proc.returncode == 0, proc.stderr
     assert np.load(tmp_path / "x.npy").shape == (8, 3, 8, 8) and "rows: red, blue" in proc.stdout
     assert imageio.imread(tmp_path / "g.png").ndim == 3
+    proc = run_infer("--ckpt", ckpt, "--interpolate", "2", "--label", "red,blue", "--gif", "w.gif", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    frames = imageio.mimread(tmp_path / "w.gif")
+    assert len(frames) == 2 * 16 and frames[0].shape[1] > 1.5 * frames[0].shape[0]  # two columns side by side
+    assert "columns: red, blue" in proc.stdout
     for label, message in (("12", "--label 12: the generator has 2 classes"),
                            ("cow", "--label cow: not a class of this generator (its classes: blue, red)")):
         out = tmp_path / label

@@ -136,6 +136,19 @@ def test_cli_interpolation_gif(run_dir, tmp_path):
         assert {frame.info["duration"] for frame in ImageSequence.Iterator(g)} == {80}  # a loop: no hold
 
 
+@pytest.mark.parametrize("noise", ["normal", "uniform"])
+def test_a_walk_starts_where_generate_starts_and_draws_the_noise_trained_on(tmp_path, noise):
+    from mindgan.checkpoint import save_generator
+    from mindgan.models import ModelSpec, build_generator
+
+    save_generator(build_generator(ModelSpec("mlp", latent_size=8, channels=1, image_size=8, noise=noise)),
+                   tmp_path / "g.ckpt")
+    net = load_generator(tmp_path / "g.ckpt")
+    frames = interpolate(net, 3, seed=5, steps=4)
+    np.testing.assert_allclose(frames[0, 0], generate(net, 1, seed=5)[0], atol=1e-5)
+    np.testing.assert_allclose(frames[4, 0], generate(net, 2, seed=5)[1], atol=1e-5)  # the second anchor
+
+
 def test_interpolation_is_continuous(run_dir):
     frames = interpolate(run_dir / "checkpoints" / "generator.ckpt", 2, seed=0, steps=32)
     steps = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3, 4))
