@@ -75,3 +75,30 @@ def test_dcgan_notebook_executes_on_an_image_folder(tmp_path):
     assert len(pictures) >= 5  # real images, samples by epoch, loss curve, GIF, generated images
     for rel in ("samples/epoch_002.png", "training.gif", "checkpoints/generator.ckpt"):
         assert (out / rel).is_file(), rel
+
+
+CONDITIONAL_NOTEBOOK = REPO / "notebooks" / "conditional_mnist.ipynb"
+
+
+def test_conditional_notebook_executes_draws_and_evaluates(tmp_path):
+    out = tmp_path / "run"
+    nb = execute_with_parameters(CONDITIONAL_NOTEBOOK,
+                                 f'EPOCHS = 1\nBATCH_SIZE = 64\nCONDITION = "projection"\nDEVICE = "CPU"\n'
+                                 f'OUTPUT_DIR = r"{out}"\nSUBSET = 256\nEVAL_SAMPLES = 200\nSEED = 0\n')
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "sevens: (10, 1, 28, 28) grid: (100, 1, 28, 28)" in text and "conditional accuracy" in text
+    assert "frames: (48, 10, 1, 28, 28)" in text
+    pictures = [o["data"] for o in outputs if "data" in o and ("image/png" in o["data"] or "image/gif" in o["data"])]
+    assert len(pictures) >= 5  # real digits by class, grids by epoch, loss curve, labelled samples, walk
+    for rel in ("samples/epoch_001.png", "checkpoints/generator.ckpt", "walk.gif"):
+        assert (out / rel).is_file(), rel
+
+
+def test_committed_conditional_notebook_carries_a_real_run():
+    nb = nbformat.read(CONDITIONAL_NOTEBOOK, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert int(params.source.split("EPOCHS =")[1].split()[0]) >= 10
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "conditional accuracy" in text
