@@ -32,11 +32,13 @@ GRID_CLASSES = 10  # rows of a conditional run's sample grid, one class each
 # generator and 50 epochs beat the tutorial's 200 plain epochs on Parzen, FID and class balance
 # for both seeds measured (later epochs drift towards 1s); with --conditional, the projection
 # discriminator beat the cGAN paper's label joined to D's input (README, "Conditional
-# generation"). `TrainConfig()` itself stays the tutorial's, as the notebook and the tests expect.
+# generation"), for the MLP and for a convolutional family alike. `TrainConfig()` itself
+# stays the tutorial's, as the notebook and the tests expect.
 # Settings a family's preset may leave out.
 FALLBACK = dict(noise="normal", g_steps=1)
 
-RECOMMENDED = {"mlp": dict(ema=0.999, eval_every=10, epochs=50, condition="projection")}
+RECOMMENDED = {"mlp": dict(ema=0.999, eval_every=10, epochs=50, condition="projection"),
+               **{m: dict(condition="projection") for m in ("dcgan", "dcgan-mnist", "dcgan-carpedm20")}}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -302,10 +302,11 @@ def test_convolutional_families_train_conditionally(tmp_path, model, condition, 
     assert generate(net, 3, seed=0, labels="red").shape == (3, images.shape[1], size, size)
 
 
-def test_the_command_lines_mlp_uses_projection_only_for_conditional_runs():
+def test_the_command_line_uses_projection_only_for_conditional_runs():
     from mindgan.config import resolve_config
 
     assert resolve_config({"conditional": True}).condition == "projection"  # measured better (README)
     assert resolve_config({"conditional": True}, tutorial=True).condition == "concat"  # the cGAN paper's
     assert resolve_config({}).condition == "concat"  # nothing to condition on: unconditional runs as before
-    assert resolve_config({"model": "dcgan", "conditional": True}).condition == "concat"
+    assert resolve_config({"model": "dcgan", "conditional": True}).condition == "projection"  # measured too
+    assert resolve_config({"model": "dcgan", "conditional": True}, tutorial=True).condition == "concat"

@@ -16,8 +16,8 @@ def test_resolved_config_has_the_recommended_settings_unless_the_tutorial_is_ask
     assert (recommended.ema, recommended.eval_every, recommended.epochs, recommended.seed) == (0.999, 10, 50, 3)
     assert dataclasses.asdict(resolve_config({"seed": 3}, tutorial=True)) == dataclasses.asdict(TrainConfig(seed=3))
     assert resolve_config({"epochs": 7, "ema": None}).epochs == 7  # None is "not given"
-    assert resolve_config({"model": "dcgan"}) == TrainConfig(model="dcgan")  # no recommendation there
-    assert set(RECOMMENDED) == {"mlp"}
+    assert resolve_config({"model": "dcgan"}) == TrainConfig(model="dcgan")  # only --conditional's form there
+    assert set(RECOMMENDED) == {"mlp", "dcgan", "dcgan-mnist", "dcgan-carpedm20"}
 
 
 def test_config_is_frozen_and_checked_when_made():
