@@ -124,8 +124,8 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     a, b, t = np.asarray(a, np.float64), np.asarray(b, np.float64), np.asarray(t, np.float64)[:, None]
     cos = np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))
     omega = np.arccos(np.clip(cos, -1.0, 1.0))
-    if omega < 1e-6:
-        return ((1 - t) * a + t * b).astype(np.float32)
+    if omega < 1e-6:  # (nearly) parallel: the great circle is the straight line
+        return _lerp(a, b, t[:, 0])
     return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
 
 
