@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from .metrics import fid, gaussian_stats
+
 __all__ = ["parzen_log_likelihood", "parzen_select_sigma", "fid", "gaussian_stats",
            "mode_coverage", "evaluate", "NotMnistGenerator", "QuickFID", "SIGMAS", "main"]
 
@@ -66,27 +68,6 @@ def parzen_select_sigma(samples: np.ndarray, validation: np.ndarray,
     lse = _log_kernel_sums(samples, validation, sigmas)
     means = lse.mean(axis=1) - np.log(n) - 0.5 * d * np.log(2.0 * np.pi * sigmas ** 2)
     return float(sigmas[int(np.argmax(means))]), means
-
-
-def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean `[F]` and covariance `[F, F]` (float64) of features `[N, F]`."""
-    f = np.asarray(features, np.float64)
-    return f.mean(axis=0), np.cov(f, rowvar=False)
-
-
-def fid(stats_a, stats_b) -> float:
-    """Fréchet distance between two Gaussians (mu, cov):
-    |mu_a - mu_b|^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2))."""
-    (mu_a, cov_a), (mu_b, cov_b) = stats_a, stats_b
-    # Tr (C_a C_b)^(1/2) = Tr (S C_b S)^(1/2) with S = C_a^(1/2): a symmetric PSD matrix, so its
-    # eigenvalues are real and >= 0 (up to rounding). Unlike a general sqrtm of C_a C_b this
-    # stays exact and quiet when a feature never fires and a covariance is singular.
-    vals, vecs = np.linalg.eigh(cov_a)
-    root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
-    inner = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
-    trace_covmean = np.sqrt(np.clip(inner, 0, None)).sum()
-    diff = mu_a - mu_b
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_covmean)
 
 
 def mode_coverage(probs: np.ndarray) -> dict:
