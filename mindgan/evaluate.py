@@ -23,7 +23,8 @@ import numpy as np
 from .metrics import fid, gaussian_stats
 
 __all__ = ["parzen_log_likelihood", "parzen_select_sigma", "fid", "gaussian_stats",
-           "mode_coverage", "evaluate", "NotMnistGenerator", "QuickFID", "SIGMAS", "main"]
+           "mode_coverage", "evaluate", "evaluate_images", "load_samples", "NotMnistGenerator", "QuickFID",
+           "SIGMAS", "main"]
 
 # The paper's grid: numpy.logspace(-1, 0, 10) (adversarial/parzen_ll.py, --cross_val 10).
 SIGMAS = np.logspace(-1.0, 0.0, 10)
@@ -126,8 +127,7 @@ def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
     """Every figure for the generator in `ckpt` (a path or a loaded generator of any family
     making `[1, 28, 28]` images); see the module doc. NotMnistGenerator otherwise."""
     from .checkpoint import as_generator
-    from .classifier import IMAGE_SHAPE, load_classifier, predict
-    from .data import load_mnist, to_model_range
+    from .classifier import IMAGE_SHAPE
     from .infer import generate
 
     t0 = time.perf_counter()
@@ -137,15 +137,34 @@ def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
         raise NotMnistGenerator(
             f"this generator makes {'x'.join(map(str, spec.image_shape))} images ({spec.describe()}); "
             f"Parzen, classifier FID and mode coverage are MNIST-only metrics "
-            f"({'x'.join(map(str, IMAGE_SHAPE))})")
-    train_images, _ = load_mnist("train", data_dir)
-    test_images, test_labels = load_mnist("test", data_dir)
+            f"({'x'.join(map(str, IMAGE_SHAPE))}): give --real with images like its training set for "
+            f"Inception FID and KID")
     conditional = bool(spec is not None and spec.num_classes)
     if conditional and spec.num_classes != 10:
         raise NotMnistGenerator(f"this conditional generator has {spec.num_classes} classes; the conditional "
                                 f"figures here are MNIST's 10 digits")
     labels = np.random.default_rng([seed, 1]).integers(0, 10, num).astype(np.int32) if conditional else None
     fake = generate(ckpt, num, seed=seed, labels=labels)          # [-1, 1]
+    result = {"num_samples": num, "seed": seed,
+              **evaluate_images(fake, labels, data_dir, with_reference, progress)}
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
+def evaluate_images(fake: np.ndarray, labels: np.ndarray | None = None, data_dir=None,
+                    with_reference: bool = True, progress=print) -> dict:
+    """Every figure for digits made by anything: float `[N, 1, 28, 28]` in [-1, 1]; with
+    `labels` (int `[N]`, the digit each was asked to be), the conditional figures too."""
+    from .classifier import IMAGE_SHAPE, load_classifier, predict
+    from .data import load_mnist, to_model_range
+
+    fake = np.asarray(fake, np.float32)
+    if fake.shape[1:] != IMAGE_SHAPE:
+        raise NotMnistGenerator(f"images of shape {list(fake.shape[1:])}: Parzen, classifier FID and mode coverage "
+                                f"are MNIST-only metrics ({list(IMAGE_SHAPE)}); give --real for Inception FID and KID")
+    num = len(fake)
+    train_images, _ = load_mnist("train", data_dir)
+    test_images, test_labels = load_mnist("test", data_dir)
     fake01 = ((fake.reshape(num, -1) + 1.0) / 2.0).astype(np.float64)
     valid01 = train_images[-10000:].reshape(10000, -1) / 255.0
     test01 = test_images.reshape(len(test_images), -1) / 255.0
@@ -154,7 +173,7 @@ def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
     sigma, by_sigma = parzen_select_sigma(fake01, valid01)
     progress(f"Parzen: sigma {sigma:.4f}; scoring {len(test01)} test images ...")
     ll = parzen_log_likelihood(fake01, test01, sigma)
-    result = {"num_samples": num, "seed": seed,
+    result = {"num_samples": num,
               "parzen_ll": float(ll.mean()), "parzen_se": float(ll.std(ddof=1) / np.sqrt(len(ll))),
               "parzen_sigma": sigma,
               "parzen_validation_by_sigma": {f"{s:.4f}": float(v) for s, v in zip(SIGMAS, by_sigma)}}
@@ -168,10 +187,30 @@ def evaluate(ckpt, num: int = 10000, seed: int = 0, data_dir=None,
         feats_real, _ = predict(net, to_model_range(train_images[:10000]))
         result["fid_reference_train_vs_test"] = fid(gaussian_stats(feats_real), test_stats)
     result.update(mode_coverage(probs_fake))
-    if conditional:
+    if labels is not None:
         result.update(_conditional_figures(feats_fake, probs_fake, labels, feats_test, probs_test, test_labels))
-    result["seconds"] = round(time.perf_counter() - t0, 1)
     return result
+
+
+def load_samples(path) -> np.ndarray:
+    """Digits made elsewhere, for `evaluate_images`: an `.npy` of float `[N, 1, 28, 28]` in
+    [-1, 1] (or uint8), or a folder or zip of images (made gray and 28x28), as float32 in [-1, 1]."""
+    from pathlib import Path
+
+    from .fidelity import ImageSourceError, load_image_set
+
+    path = Path(path)
+    if path.suffix == ".npy" and path.is_file():
+        a = np.load(path)
+        if np.issubdtype(a.dtype, np.floating):
+            if a.ndim == 3:
+                a = a[:, None]
+            if a.size and (a.min() < -1.001 or a.max() > 1.001):
+                raise ImageSourceError(f"--samples {path}: float images must be in [-1, 1], these span "
+                                       f"[{a.min():.3g}, {a.max():.3g}]")
+            return np.clip(a.astype(np.float32), -1.0, 1.0)
+    images = load_image_set(path, 28, channels=1, progress=False)
+    return images.astype(np.float32) / 127.5 - 1.0
 
 
 def _conditional_figures(feats_fake, probs_fake, labels, feats_test, probs_test, test_labels) -> dict:
@@ -201,25 +240,97 @@ def format_table(r: dict) -> str:
     return "\n".join(f"{a.ljust(width)}  {b}   {c}".rstrip() for a, b, c in rows)
 
 
-def main(argv=None) -> int:
-    from .cli import Parser, add_runtime_flags, non_negative, one_line_errors, parse, positive, start
+def format_inception_table(r: dict) -> str:
+    rows = [("Inception FID", f"{r['fid']:.3f}",
+             f"{r['num_samples']} generated vs {r['num_real'] or 'saved statistics of'} real images")]
+    if "kid_mean" in r:
+        rows.append(("KID (x 1000)", f"{1000 * r['kid_mean']:.3f} ± {1000 * r['kid_std']:.3f}",
+                     f"{r['kid_subsets']} subsets of {r['kid_subset_size']}"))
+    rows.append(("protocol, weights", f"{r['protocol']}, {r['inception_weights'][:23]}",
+                 "images resized from " + "x".join(map(str, r["image_size"][::-1])) + " to 299x299"))
+    width = max(len(a) for a, _, _ in rows)
+    return "\n".join(f"{a.ljust(width)}  {b}   {c}".rstrip() for a, b, c in rows)
+
+
+def build_parser():
+    from .cli import Parser, add_runtime_flags, non_negative, positive
+    from .inception import PROTOCOLS, WEIGHTS_NAME, WEIGHTS_URL
 
     p = Parser(prog="python -m mindgan.evaluate",
-               description="Parzen log-likelihood, classifier FID and mode coverage of a "
-                           "generator checkpoint trained on MNIST (any model family).")
-    p.add_argument("--ckpt", required=True, help="generator checkpoint (or a resume state)")
+               description="How good a generator's images are. For MNIST (any family): Parzen log-likelihood, "
+                           "classifier FID and mode coverage. For any images, with --real: FID and KID on the "
+                           "standard Inception features, as torch-fidelity computes them.",
+               epilog="Examples: --ckpt G.ckpt (MNIST); --ckpt G.ckpt --real faces.zip (colour); "
+                      "--samples fakes.npy --real real_dir/ (images made elsewhere).")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--ckpt", help="generator checkpoint (or a resume state) to draw --num images from")
+    what.add_argument("--samples", help="images made elsewhere: an .npy ([N, C, H, W] float in [-1, 1], or uint8), "
+                                        "a folder or a zip of images")
     p.add_argument("--num", type=positive("num"), default=10000, help="generated samples (default 10000)")
     p.add_argument("--seed", type=non_negative("seed"), default=0, help="noise seed (default 0)")
     p.add_argument("--data_dir", default=None, help="MNIST folder (default: the usual search)")
+    inc = p.add_argument_group("Inception FID and KID (--real)")
+    inc.add_argument("--real", default=None,
+                     help="the real images to compare with: an .npy, a folder or a zip (brought to the generated "
+                          "images' size; their features are cached), or an .npz of saved statistics (mu, sigma)")
+    inc.add_argument("--inception", default=None,
+                     help=f"the weights file {WEIGHTS_NAME} (default: from the cache, else downloaded once "
+                          f"from {WEIGHTS_URL})")
+    inc.add_argument("--inception_url", default=WEIGHTS_URL, help="where to download the weights from (a mirror)")
+    inc.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
+                     help="resize and scaling as torch-fidelity (default; the original TensorFlow FID's) or "
+                          "pytorch-fid does them")
+    inc.add_argument("--kid_subsets", type=positive("kid_subsets"), default=100, help="KID subsets (default 100)")
+    inc.add_argument("--kid_subset_size", type=positive("kid_subset_size"), default=1000,
+                     help="images per KID subset (default 1000; at most the smaller set)")
+    inc.add_argument("--batch_size", type=positive("batch_size"), default=50, help="Inception batch (default 50)")
+    inc.add_argument("--save_stats", default=None,
+                     help="also write the real set's statistics and features to this .npz, for a later --real")
     add_runtime_flags(p)
-    args = parse(p, argv)
+    return p
+
+
+def main(argv=None) -> int:
+    from .cli import choose_kernels, one_line_errors, parse, start
+    from .fidelity import ImageSourceError, inception_scores
+    from .inception import InceptionWeightsError
+
+    p = build_parser()
+    args = parse(p, argv, convolutional=None)
     if args.num < 2:
         p.error("--num must be at least 2")
+    if args.save_stats and not args.real:
+        p.error("--save_stats needs --real (the set whose statistics it saves)")
+    if args.save_stats and not args.save_stats.endswith(".npz"):
+        p.error(f"--save_stats {args.save_stats}: give a file name ending in .npz")
+    choose_kernels(p, args, "inception" if args.real else True)
     start(p, args.device_target)
-    with one_line_errors(p, NotMnistGenerator):
-        result = evaluate(args.ckpt, args.num, args.seed, args.data_dir,
-                          progress=lambda m: print(m, file=sys.stderr, flush=True))
-    print(format_table(result))
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    with one_line_errors(p, NotMnistGenerator, ImageSourceError, InceptionWeightsError):
+        if args.real:
+            from .fidelity import load_image_set
+
+            if args.ckpt:
+                from .checkpoint import load_generator
+                from .infer import generate, label_indices
+
+                net = load_generator(args.ckpt)
+                labels = label_indices(net.spec, None, args.num, np.random.default_rng([args.seed, 1]))
+                fake = generate(net, args.num, seed=args.seed, labels=labels)
+            else:
+                fake = load_image_set(args.samples)
+            result = {"seed": args.seed} if args.ckpt else {"samples": args.samples}
+            result.update(inception_scores(fake, args.real, args.inception, args.protocol, args.kid_subsets,
+                                           args.kid_subset_size, args.batch_size, url=args.inception_url,
+                                           save_stats=args.save_stats, log=log))
+            print(format_inception_table(result))
+        elif args.ckpt:
+            result = evaluate(args.ckpt, args.num, args.seed, args.data_dir, progress=log)
+            print(format_table(result))
+        else:
+            result = {"samples": args.samples, **evaluate_images(load_samples(args.samples), None, args.data_dir,
+                                                                 progress=log)}
+            print(format_table(result))
     print(json.dumps(result))
     return 0
 

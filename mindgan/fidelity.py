@@ -186,10 +186,11 @@ def _load_statistics(path: Path):
 def inception_scores(fake: np.ndarray, real: str | os.PathLike, inception: str | os.PathLike | None = None,
                      protocol: str = "torch-fidelity", kid_subsets: int = 100, kid_subset_size: int = 1000,
                      batch_size: int = 50, cache: bool = True, progress: bool = True,
-                     url: str | None = None, log=None) -> dict:
+                     url: str | None = None, save_stats: str | os.PathLike | None = None, log=None) -> dict:
     """FID and KID of images `fake` (uint8 or float in [-1, 1], `[N, C, H, W]`) against `real`
     (`.npy`, folder, zip, or `.npz` statistics: FID only unless it holds features). `inception`:
-    the weights file (default: found or downloaded, `inception.load_inception`)."""
+    the weights file (default: found or downloaded, `inception.load_inception`). `save_stats`:
+    also write the real set's statistics and features there (`save_statistics`)."""
     from .inception import WEIGHTS_SHA256, WEIGHTS_URL, load_inception
 
     t0 = time.perf_counter()
@@ -204,6 +205,8 @@ def inception_scores(fake: np.ndarray, real: str | os.PathLike, inception: str |
     else:
         feats_real = real_features(real, net, digest, batch_size, cache, progress, log)
         mu, sigma = gaussian_stats(feats_real)
+        if save_stats:
+            save_statistics(save_stats, feats_real)
     result["num_real"] = None if feats_real is None else len(feats_real)
     result["fid"] = fid(gaussian_stats(feats_fake), (mu, sigma))
     if feats_real is not None:

@@ -49,7 +49,7 @@ class _TensorRef:
     def array(self, storages: dict) -> np.ndarray:
         flat = storages[self.key]
         if not self.size:
-            return flat[self.offset].copy()
+            return np.array(flat[self.offset])
         itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(flat[self.offset:], self.size,
                                                tuple(s * itemsize for s in self.stride), writeable=False)

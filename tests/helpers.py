@@ -47,3 +47,43 @@ def write_fake_mnist(folder, split="train", n=12, layout="original", gz=False, s
     write_idx(folder / (names[0] + ext), images, gz)
     write_idx(folder / (names[1] + ext), labels, gz)
     return images, labels
+
+
+def _pickled(value) -> bytes:
+    """`value`'s pickle opcodes without the protocol header and STOP, unused memo puts dropped."""
+    import pickle
+    import pickletools
+
+    return pickletools.optimize(pickle.dumps(value, 2))[2:-1]
+
+
+def write_pth(path, state: dict) -> Path:
+    """Write a state dict of NumPy arrays as `torch.save` does (zip format), without PyTorch:
+    data.pkl rebuilds each tensor with torch._utils._rebuild_tensor_v2 from a storage named by
+    a persistent id, whose bytes are data/<key>. (torch.load reads what this writes: checked
+    by hand with torch 2.14.)"""
+    import zipfile
+
+    storage_names = {np.dtype(np.float32): "FloatStorage", np.dtype(np.float64): "DoubleStorage",
+                     np.dtype(np.int64): "LongStorage", np.dtype(np.uint8): "ByteStorage"}
+
+    def glob(module, name):
+        return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+    body = b"\x80\x02" + glob("collections", "OrderedDict") + b")R("
+    for key, (name, value) in enumerate(state.items()):
+        value = np.require(value, requirements="C")
+        strides = tuple(s // value.itemsize for s in value.strides)
+        pid = (b"(" + _pickled("storage") + glob("torch", storage_names[value.dtype]) + _pickled(str(key))
+               + _pickled("cpu") + _pickled(value.size) + b"tQ")
+        body += (_pickled(name) + glob("torch._utils", "_rebuild_tensor_v2") + b"(" + pid + _pickled(0)
+                 + _pickled(tuple(value.shape)) + _pickled(strides) + _pickled(False)
+                 + glob("collections", "OrderedDict") + b")R" + b"tR")
+    body += b"u."
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", body)
+        z.writestr("archive/byteorder", "little")
+        for key, value in enumerate(state.values()):
+            z.writestr(f"archive/data/{key}", np.require(value, requirements="C").tobytes())
+        z.writestr("archive/version", "3\n")
+    return Path(path)

@@ -135,7 +135,7 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
     """Pick oneDNN's instruction set before MindSpore loads; returns what was decided, in words.
 
     `convolutional`: whether the work runs MindSpore's own convolution kernels (True, False, or
-    a model family's name: then its `convolution_route`, and True where that is "stock";
+    a model family's name, or "inception": then its `convolution_route`, and True where that is "stock";
     the native route also sets OMP_WAIT_POLICY=PASSIVE unless the user set it). On
     CPUs with AVX-512, MindSpore 2.10's oneDNN runs their input gradients and transposed
     convolutions with a reference kernel; capped at AVX2 it picks its im2col+GEMM kernel. The
@@ -148,7 +148,7 @@ def choose_cpu_kernels(convolutional: bool | str, flags: set[str] | None = None)
     route = ""
     if isinstance(convolutional, str):
         family, convolutional = convolutional, False
-        if family in CONVOLUTIONAL:
+        if family in CONVOLUTIONAL or family == "inception":  # FID's Inception: mindgan.inception
             chosen = convolution_route(family, flags)
             route, convolutional = f"; {_ROUTE_NAMES[chosen]}", chosen == "stock"
             if chosen != "onednn" and not forced_convolutions():
