@@ -6,6 +6,7 @@ compiled training step, noise, sampling), `config` (`TrainConfig`), `training` (
 `train`), `rundir` (run folder, loss log), `checkpoint` (atomic files, resume state, loading
 any generator), `data` (MNIST IDX loader, download, batches), `viz` (grids, plots, GIFs),
 `runtime` (device, logs, host sync, stop requests), `evaluate` and `classifier` (metrics),
+`metrics`, `inception`, `pth` and `fidelity` (FID and KID, Inception's),
 `fileio`, `cli`. Command lines: `python -m mindgan.train` (module `train`), `mindgan.infer`,
 `mindgan.export`, `mindgan.evaluate`, `mindgan.data`, `mindgan.classifier`.
 """

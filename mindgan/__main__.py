@@ -9,7 +9,7 @@ COMMANDS = {
     "train": "train a GAN (the MLP tutorial by default; --model for the others)",
     "infer": "generate images from a generator checkpoint",
     "export": "export a generator to MINDIR or ONNX",
-    "evaluate": "Parzen log-likelihood, classifier FID and mode coverage of an MNIST generator",
+    "evaluate": "MNIST: Parzen, classifier FID, mode coverage; any images (--real): Inception FID and KID",
     "data": "check or download the training data",
     "classifier": "retrain the LeNet-5 behind the FID",
 }
