@@ -81,6 +81,7 @@ def mindgan_worker(args) -> dict:
 
     setup("CPU", "graph")
     config = TrainConfig(model=args.model, batch_size=args.batch_size, update=args.update,
+                         diffaugment=args.diffaugment,
                          **({"image_size": args.image_size} if args.model in RGB else {}))
     # MNIST; the Twemoji set's size for dcgan; the anime faces' for carpedm20's
     n = {"dcgan": 3838, "dcgan-carpedm20": 20000}.get(args.model, 60000)
@@ -88,8 +89,14 @@ def mindgan_worker(args) -> dict:
     per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, config.epochs * steps_per_epoch)
     images = training_images(args.model, config.image_size, max(4 * config.batch_size, per_call * config.batch_size))
     config = dataclasses.replace(config, channels=images.shape[1])
+    augment = None
+    if config.diffaugment:
+        from mindgan.augment import DiffAugment, parse_policy
+
+        augment = DiffAugment(parse_policy(config.diffaugment), config.image_size)
+        augment.set_train(True)
     step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call, update=args.update,
-                              g_steps=config.g_steps)
+                              g_steps=config.g_steps, augment=augment)
     dataset = ms.Tensor(images)
     order = batch_indices(len(images), config.batch_size, 0, 0)
     sync = HostSync(enabled=True)
@@ -225,7 +232,8 @@ def conv_implementations(args) -> str:
 def forwarded(args) -> list[str]:
     return ["--model", args.model, "--batch_size", str(args.batch_size), "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--image_size", str(args.image_size),
-            "--steps_per_call", str(args.steps_per_call), "--update", args.update]
+            "--steps_per_call", str(args.steps_per_call), "--update", args.update,
+            f"--diffaugment={args.diffaugment}"]
 
 
 def run_worker(args, which: str) -> dict:
@@ -250,6 +258,8 @@ def main(argv=None) -> int:
                    help="mindgan steps per compiled call (default 0: what train() picks for the family's run)")
     p.add_argument("--update", choices=("alternating", "simultaneous"), default="alternating",
                    help="mindgan's update order (default alternating; the PyTorch twin always alternates)")
+    p.add_argument("--diffaugment", default="", metavar="T1,T2",
+                   help="mindgan's DiffAugment transforms before D (default none; the PyTorch twin has none)")
     p.add_argument("--no_torch", action="store_true", help="mindgan only")
     p.add_argument("--no_onednn", action="store_true", help="skip the ONEDNN_VERBOSE probe")
     p.add_argument("--worker", choices=("mindgan", "torch", "onednn"), help=argparse.SUPPRESS)

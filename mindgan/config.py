@@ -14,6 +14,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from .augment import parse_policy
 from .losses import LOSSES, RAW_SCORE
 from .models import ModelSpec, family
 from .registry import UPDATE_ORDERS
@@ -62,6 +63,7 @@ class TrainConfig:
     noise: str | None = None       # z ~ N(0, 1) ("normal", the default), or "uniform" in [-1, 1]
     loss: str = "bce"              # the GAN loss, by name (mindgan.losses.LOSSES)
     update: str = "alternating"    # the update order (mindgan.gan.UPDATE_ORDERS)
+    diffaugment: str = ""          # DiffAugment's transforms before D, e.g. "color,translation,cutout" ("": off)
     g_steps: int | None = None     # generator updates per discriminator update (default 1)
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
     lr_decay_from: int = 0         # epochs at the full lr; then linear decay to the last (0: off)
@@ -102,6 +104,7 @@ class TrainConfig:
                              f"update makes one update of each net per step)")
         if self.loss not in LOSSES:
             raise ValueError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
+        object.__setattr__(self, "diffaugment", ",".join(parse_policy(self.diffaugment)))
         if self.condition not in CONDITIONS:
             raise ValueError(f"--condition {self.condition}: choose from {', '.join(CONDITIONS)}")
         if self.noise not in NOISE_KINDS:
@@ -124,7 +127,8 @@ class TrainConfig:
         return ModelSpec(self.model, self.latent_size, channels, self.image_size, self.ngf, self.ndf,
                          num_classes=len(classes), class_names=classes, noise=self.noise,
                          condition=self.condition if classes else "concat",
-                         loss=self.loss, d_output="logit" if self.loss in RAW_SCORE else "")
+                         loss=self.loss, d_output="logit" if self.loss in RAW_SCORE else "",
+                         diffaugment=self.diffaugment)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch `epoch` (0-based): `lr` for the first `lr_decay_from`

@@ -54,7 +54,7 @@ def d_output(spec) -> str:
     return spec.d_output or family(spec.family).d_output
 
 
-def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"):
+def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", augment=None):
     """The two phases of a step, uncompiled: (d_update, g_update).
 
     `d_update(real, z, y=None)` takes one Adam step on the discriminator with the D loss of
@@ -65,18 +65,20 @@ def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     `[B]` for a conditional pair (the fakes are made for the real batch's labels, as carpedm20
     does), None otherwise. With `workers` > 1 (data parallelism under msrun) each optimizer
     gets the gradients averaged over the workers by
-    `nn.DistributedGradReducer`.
+    `nn.DistributedGradReducer`. `augment` (an `augment.DiffAugment`, or None) transforms
+    every image on its way into D, real and generated, in both updates.
     """
     # Plain functions, unpacked here: a compiled graph sees a NamedTuple as a bare tuple.
     d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
+    judge = _judge(net_d, augment)
 
     def d_forward(real, z, y):
-        d_real = net_d(real, y)
-        d_fake = net_d(net_g(z, y), y)
+        d_real = judge(real, y)
+        d_fake = judge(net_g(z, y), y)
         return d_loss(d_real, d_fake), probability(d_real).mean(), probability(d_fake).mean()
 
     def g_forward(z, y):
-        return g_loss(net_d(net_g(z, y), y))
+        return g_loss(judge(net_g(z, y), y))
 
     # Gradients only for the parameters this phase's optimizer owns.
     d_grad = ms.value_and_grad(d_forward, None, opt_d.parameters, has_aux=True)
@@ -95,6 +97,16 @@ def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
         return loss_g
 
     return d_update, g_update
+
+
+def _judge(net_d, augment):
+    """D(x, y), or D(augment(x), y) with DiffAugment."""
+    if augment is None:
+        return net_d
+
+    def judge(x, y):
+        return net_d(augment(x), y)
+    return judge
 
 
 def _reducers(opt, workers: int):
@@ -144,12 +156,13 @@ class GeneratorEMA(nn.Cell):
             p.set_data(Tensor(shadow.asnumpy()))
 
 
-def alternating(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1):
+def alternating(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1,
+                augment=None):
     """The MindSpore tutorials' order: update D on (real, z), then G on z, `g_steps` times (on
     the same noise, as carpedm20's DCGAN does with 2), each from a fresh forward pass, G's
     through the updated D. Returns `body(real, z, y)` -> (loss_d, loss_g of the last G update,
-    mean D(x), mean D(G(z))); y: labels or None, as in `make_updates`."""
-    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers, loss)
+    mean D(x), mean D(G(z))); y: labels or None, `augment` as in `make_updates`."""
+    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers, loss, augment)
 
     def body(real, z, y):
         loss_d, d_real, d_fake = d_update(real, z, y)
@@ -160,7 +173,8 @@ def alternating(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce",
     return body
 
 
-def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1):
+def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1,
+                 augment=None):
     """TensorFlow's DCGAN tutorial's order: one forward pass (G(z) once, D on the real and the
     generated batch once each), both losses from it, D's gradient of its loss and G's of its
     loss (through D's weights before this step's update) taken from that one pass, then both
@@ -171,10 +185,11 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
     params, n_g = opt_g.parameters + opt_d.parameters, len(opt_g.parameters)
     reduce_d, reduce_g = _reducers(opt_d, workers), _reducers(opt_g, workers)
+    judge = _judge(net_d, augment)
 
     def forward(real, z, y):
-        d_real = net_d(real, y)
-        d_fake = net_d(net_g(z, y), y)
+        d_real = judge(real, y)
+        d_fake = judge(net_g(z, y), y)
         return d_loss(d_real, d_fake), g_loss(d_fake), probability(d_real).mean(), probability(d_fake).mean()
 
     def unconditional(real, z):
@@ -196,13 +211,13 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     return body
 
 
-# name -> (net_g, net_d, opt_g, opt_d, workers, loss, g_steps) -> body(real, z, y)
+# name -> (net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment) -> body(real, z, y)
 UPDATE_ORDERS = {"alternating": alternating, "simultaneous": simultaneous}
 
 
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
                     g_steps: int = 1, ema: GeneratorEMA | None = None, lr_input: bool = False,
-                    workers: int = 1, loss: str = "bce", update: str = "alternating"):
+                    workers: int = 1, loss: str = "bce", update: str = "alternating", augment=None):
     """One GAN step, `update` (one of `UPDATE_ORDERS`; "alternating": D, then G `g_steps`
     times) with the losses `loss` (`losses.loss_for`); one compiled graph when `jit`.
 
@@ -224,11 +239,11 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
 
     With `workers` > 1 (under msrun) each worker passes its slice of the global batch (idx and
     z); gradients and the returned figures are averaged over the workers, so every worker
-    returns the global batch's losses.
+    returns the global batch's losses. `augment`: DiffAugment before D (`make_updates`).
     """
     if update not in UPDATE_ORDERS:
         raise ValueError(f"unknown update order {update!r} (choose from {', '.join(UPDATE_ORDERS)})")
-    body = UPDATE_ORDERS[update](net_g, net_d, opt_g, opt_d, workers, loss, g_steps)
+    body = UPDATE_ORDERS[update](net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment)
     if workers > 1:
         all_reduce = ops.AllReduce()
 

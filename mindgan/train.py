@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="alternating (default, the MindSpore tutorials'): update D, then G from a fresh forward pass "
            "through the updated D; simultaneous (TensorFlow's DCGAN tutorial): both losses and both "
            "gradients from one forward pass, then both updates")
+    a("--diffaugment", default=None, metavar="T1,T2",
+      help="Differentiable Augmentation (Zhao et al. 2020) of every image D sees, real and generated, "
+           "in both updates: any of color, translation, cutout, comma-separated (the paper's "
+           "'color,translation,cutout' for small data sets); default off")
     a("--g_steps", type=positive("g_steps"), default=None,
       help="generator updates per discriminator update, on the same noise (default 1; dcgan-carpedm20: 2)")
     a("--ema", type=unit_interval("ema"), default=None,

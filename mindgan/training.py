@@ -14,6 +14,7 @@ import mindspore as ms
 import numpy as np
 
 from . import parallel
+from .augment import DiffAugment, parse_policy
 from .checkpoint import load_state
 from .config import TrainConfig, check_data, check_resume
 from .cpu import decide
@@ -90,6 +91,7 @@ class Run:
     ema: GeneratorEMA | None
     shown: ms.nn.Cell
     noise_fixed: np.ndarray
+    augment: DiffAugment | None = None
     step: int = 0
 
     @property
@@ -104,7 +106,8 @@ class Run:
     @property
     def cells(self) -> list:
         """Everything the resume state holds."""
-        return [self.net_g, self.net_d, self.opt_g, self.opt_d] + ([self.ema] if self.ema else [])
+        return ([self.net_g, self.net_d, self.opt_g, self.opt_d] + ([self.ema] if self.ema else [])
+                + ([self.augment] if self.augment else []))
 
 
 def _start(config: TrainConfig, resume, images, labels, device: str, talk: bool):
@@ -130,9 +133,14 @@ def _start(config: TrainConfig, resume, images, labels, device: str, talk: bool)
     parallel.shard(net_g, workers)
     parallel.shard(net_d, workers)
     ema = GeneratorEMA(net_g, config.ema) if config.ema else None
+    augment = DiffAugment(parse_policy(config.diffaugment), config.image_size, config.seed) \
+        if config.diffaugment else None
+    if augment is not None:
+        augment.set_train(True)
+        parallel.shard(augment, workers)
     run = Run(config, run_dir, workers, steps_per_epoch, total_steps, net_g, net_d, opt_g, opt_d,
               ema, build_generator(config.spec, kernels) if ema else net_g,
-              _grid_noise(config))
+              _grid_noise(config), augment)
     if resume is not None:
         state = load_state(run.ckpt_dir / "last.ckpt", run.cells)
         run.step, run.noise_fixed = state["step"], state["fixed_noise"]
@@ -181,7 +189,7 @@ class CompiledSteps:
             self.fns[k] = make_train_step(r.net_g, r.net_d, r.opt_g, r.opt_d, jit=c.mode == "graph",
                                           steps=k, g_steps=c.g_steps, ema=r.ema,
                                           lr_input=bool(c.lr_decay_from), workers=r.workers.size,
-                                          loss=c.spec.loss, update=c.update)
+                                          loss=c.spec.loss, update=c.update, augment=r.augment)
         z = steps_noise(c.seed, first_step, k, c.batch_size, c.latent_size, c.noise)
         args = [self.dataset, *self.labels, ms.Tensor(r.workers.local(rows, 1)), ms.Tensor(r.workers.local(z, 1))]
         if c.lr_decay_from:  # a call never straddles an epoch: one rate per call

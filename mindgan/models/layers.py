@@ -15,8 +15,9 @@ from mindspore import Parameter, Tensor, nn, ops
 from ..cpu import DEFAULT, Kernels
 from ..cpu.conv import plan_convolution
 
-__all__ = ["one_hot", "label_maps", "LabelProjection", "ProjectedOutput", "BatchNorm1d", "BatchNorm2d", "LeakyReLU",
-           "ReLU", "Dropout", "Reshape", "WholeInputConv2d", "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose"]
+__all__ = ["mix32", "one_hot", "label_maps", "LabelProjection", "ProjectedOutput", "BatchNorm1d", "BatchNorm2d",
+           "LeakyReLU", "ReLU", "Dropout", "Reshape", "WholeInputConv2d", "WholeInputConv2dTranspose", "Conv2d",
+           "Conv2dTranspose"]
 
 
 def one_hot(y, num_classes: int):
@@ -184,6 +185,16 @@ class ReLU(nn.ReLU):
         return super().construct(x)
 
 
+def mix32(h, shift):
+    """A 32-bit multiply-xorshift mix of uint32 `h` (wrapping; the native dropout kernel's);
+    `shift` an `ops.RightShift()`. The randomness of `Dropout` and `augment.DiffAugment`."""
+    h = ops.bitwise_xor(h, shift(h, Tensor(16, ms.uint32)))
+    h = h * Tensor(0x7FEB352D, ms.uint32)
+    h = ops.bitwise_xor(h, shift(h, Tensor(15, ms.uint32)))
+    h = h * Tensor(0x846CA68B, ms.uint32)
+    return ops.bitwise_xor(h, shift(h, Tensor(16, ms.uint32)))
+
+
 class Dropout(nn.Cell):
     """Inverted dropout (`nn.Dropout(p)`'s math) whose masks are a pure function of a call
     counter and the element index, so a resumed run draws exactly the masks it would have.
@@ -219,12 +230,7 @@ class Dropout(nn.Cell):
         self.rank = rank
 
     def _mix(self, h):
-        """A 32-bit multiply-xorshift mix of uint32 `h` (wrapping; the native kernel's)."""
-        h = ops.bitwise_xor(h, self.shift(h, Tensor(16, ms.uint32)))
-        h = h * Tensor(0x7FEB352D, ms.uint32)
-        h = ops.bitwise_xor(h, self.shift(h, Tensor(15, ms.uint32)))
-        h = h * Tensor(0x846CA68B, ms.uint32)
-        return ops.bitwise_xor(h, self.shift(h, Tensor(16, ms.uint32)))
+        return mix32(h, self.shift)
 
     def construct(self, x):
         if not self.training or self.p == 0.0:

@@ -17,7 +17,8 @@ class ModelSpec:
     "logit"), "" for the family's own; `loss` the loss it was trained with (`mindgan.losses`);
     `noise` the z it was trained on ("normal": N(0, 1), "uniform": in [-1, 1]), which sampling
     draws too. `condition`: how a conditional D takes the label ("concat": joined to its
-    input; "projection": Miyato & Koyama's projection on its last features).
+    input; "projection": Miyato & Koyama's projection on its last features). `diffaugment`:
+    the transforms D saw its inputs through in training (`mindgan.augment`; "" none).
     """
     family: str = "mlp"
     latent_size: int = 100
@@ -31,6 +32,7 @@ class ModelSpec:
     loss: str = "bce"
     noise: str = "normal"
     condition: str = "concat"
+    diffaugment: str = ""
 
     @property
     def projected(self) -> bool:
