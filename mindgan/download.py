@@ -5,7 +5,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["fetch", "reason"]
+__all__ = ["fetch", "fetch_verified", "reason"]
 
 
 def fetch(url: str, dest: Path, timeout: float) -> None:
@@ -21,6 +21,30 @@ def fetch(url: str, dest: Path, timeout: float) -> None:
                 bar.update(len(chunk))
         if total is not None and dest.stat().st_size != total:
             raise OSError(f"connection closed after {dest.stat().st_size} of {total} bytes")
+
+
+def fetch_verified(url: str, dest: Path, check, timeout: float) -> Path:
+    """Download `url` to a temporary name beside `dest`, and give it `dest`'s name only if
+    `check(path)` (the reason the file is unusable, or None) passes. OSError with one line,
+    "URL: reason", on any failure; nothing is left behind, not even a folder this call made."""
+    from .fileio import atomic_output
+
+    dest = Path(dest)
+    created = not dest.parent.exists()
+    try:
+        with atomic_output(dest) as tmp:
+            try:
+                fetch(url, tmp, timeout)
+            except OSError as exc:
+                raise OSError(f"{url}: {reason(exc)}") from None
+            problem = check(tmp)
+            if problem:
+                raise OSError(f"{url}: {problem}")
+    except BaseException:
+        if created and dest.parent.is_dir() and not any(dest.parent.iterdir()):
+            dest.parent.rmdir()
+        raise
+    return dest
 
 
 def reason(exc: BaseException) -> str:

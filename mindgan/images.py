@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import fetch, reason
+from .download import fetch_verified
 from .fileio import atomic_output, cache_dir
 
 __all__ = ["Preprocess", "ImageSetError", "list_images", "decode", "load_images", "classes_of", "describe_images",
@@ -368,22 +368,7 @@ def download_faces(dest_dir: str | os.PathLike, url: str = FACES_URL, timeout: f
     final = dest_dir / "faces.zip"
     if final.is_file() and _check_faces_zip(final) is None:
         return final
-    created = not dest_dir.exists()
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with atomic_output(final) as tmp:
-            try:
-                fetch(url, tmp, timeout)
-            except OSError as exc:
-                raise OSError(f"{url}: {reason(exc)}") from None
-            problem = _check_faces_zip(tmp)
-            if problem:
-                raise OSError(f"{url}: {problem}")
-    except BaseException:
-        if created and not any(dest_dir.iterdir()):
-            dest_dir.rmdir()
-        raise
-    return final
+    return fetch_verified(url, final, _check_faces_zip, timeout)
 
 
 def _check_faces_zip(path: Path) -> str | None:

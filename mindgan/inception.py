@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import fetch, reason
-from .fileio import atomic_output, cache_dir
+from .download import fetch_verified
+from .fileio import cache_dir
 
 __all__ = ["InceptionWeightsError", "FIDInception", "load_inception", "find_inception_weights",
            "download_inception_weights", "resize_matrix", "PROTOCOLS", "WEIGHTS_NAME", "WEIGHTS_URL",
@@ -353,17 +353,13 @@ def download_inception_weights(url: str = WEIGHTS_URL, dest_dir: str | os.PathLi
     """Fetch the weights file into `dest_dir` (default `weights_dir()`) with a progress bar and
     check its SHA-256 before it takes its name; OSError with one line on any failure (nothing
     is left behind)."""
-    dest = Path(dest_dir or weights_dir()) / WEIGHTS_NAME
-    with atomic_output(dest) as tmp:
-        try:
-            fetch(url, tmp, timeout)
-        except OSError as exc:
-            raise OSError(f"{url}: {reason(exc)}") from None
-        got = _sha256(tmp)
+    def check(path):
+        got = _sha256(path)
         if got != sha256:
-            raise OSError(f"{url}: the download's SHA-256 is {got[:16]}..., not {sha256[:16]}... "
-                          f"(a damaged or different file)")
-    return dest
+            return f"the download's SHA-256 is {got[:16]}..., not {sha256[:16]}... (a damaged or different file)"
+        return None
+
+    return fetch_verified(url, Path(dest_dir or weights_dir()) / WEIGHTS_NAME, check, timeout)
 
 
 def load_inception(path: str | os.PathLike | None = None, protocol: str = "torch-fidelity",

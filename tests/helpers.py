@@ -87,3 +87,18 @@ def write_pth(path, state: dict) -> Path:
             z.writestr(f"archive/data/{key}", np.require(value, requirements="C").tobytes())
         z.writestr("archive/version", "3\n")
     return Path(path)
+
+
+def serve(handler):
+    """A local HTTP server on 127.0.0.1 for `handler` (a BaseHTTPRequestHandler class), in a
+    thread: yields its base URL, then shuts it down (for module-scoped pytest fixtures)."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

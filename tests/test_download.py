@@ -1,11 +1,10 @@
 """download_mnist against a real HTTP server on 127.0.0.1 that the test starts."""
 import gzip
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
-from helpers import SHIPPED_MNIST
+from helpers import SHIPPED_MNIST, serve
 
 from mindgan.data import download_mnist, load_mnist
 
@@ -36,12 +35,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serve(Handler)
 
 
 def test_bad_mirrors_skipped_with_warning_then_good_one_used(tmp_path, server):
@@ -141,11 +135,7 @@ class FacesHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def faces_server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), FacesHandler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serve(FacesHandler)
 
 
 def test_faces_zip_downloads_verified_and_trains_from_the_zip(tmp_path, faces_server):
