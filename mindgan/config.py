@@ -64,6 +64,7 @@ class TrainConfig:
     loss: str = "bce"              # the GAN loss, by name (mindgan.losses.LOSSES)
     update: str = "alternating"    # the update order (mindgan.gan.UPDATE_ORDERS)
     diffaugment: str = ""          # DiffAugment's transforms before D, e.g. "color,translation,cutout" ("": off)
+    spectral_norm: bool = False    # spectrally normalised D weights (Miyato et al. 2018)
     g_steps: int | None = None     # generator updates per discriminator update (default 1)
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
     lr_decay_from: int = 0         # epochs at the full lr; then linear decay to the last (0: off)
@@ -128,7 +129,7 @@ class TrainConfig:
                          num_classes=len(classes), class_names=classes, noise=self.noise,
                          condition=self.condition if classes else "concat",
                          loss=self.loss, d_output="logit" if self.loss in RAW_SCORE else "",
-                         diffaugment=self.diffaugment)
+                         diffaugment=self.diffaugment, spectral_norm=self.spectral_norm)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch `epoch` (0-based): `lr` for the first `lr_decay_from`

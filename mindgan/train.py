@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="Differentiable Augmentation (Zhao et al. 2020) of every image D sees, real and generated, "
            "in both updates: any of color, translation, cutout, comma-separated (the paper's "
            "'color,translation,cutout' for small data sets); default off")
+    a("--spectral_norm", action="store_true", default=None,
+      help="spectral normalisation of D's weights (Miyato et al. 2018: each divided by its largest singular "
+           "value, one power iteration per call, the iteration's vector saved with the run); default off")
     a("--g_steps", type=positive("g_steps"), default=None,
       help="generator updates per discriminator update, on the same noise (default 1; dcgan-carpedm20: 2)")
     a("--ema", type=unit_interval("ema"), default=None,

@@ -106,18 +106,21 @@ class Discriminator(nn.Cell):
         blocks = stride2_blocks(image_size)
         width, size = ndf, image_size
         self.model = nn.SequentialCell()
+        sn = spec.spectral_norm
         self.model.append(Conv2d(channels + joined, width, 4, stride=2, pad_mode="pad", padding=1,
-                                 has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels))
+                                 has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels,
+                                 spectral_norm=sn))
         self.model.append(LeakyReLU(0.2, native=native))
         for _ in range(blocks - 1):
             size //= 2
             self.model.append(Conv2d(width, width * 2, 4, stride=2, pad_mode="pad", padding=1,
-                                     has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels))
+                                     has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels,
+                                     spectral_norm=sn))
             self.model.append(_bn(width * 2, kernels))
             self.model.append(LeakyReLU(0.2, native=native))
             width *= 2
         head = WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,
-                                weight_init=Normal(0.02), kernels=kernels)
+                                weight_init=Normal(0.02), kernels=kernels, spectral_norm=sn)
         probability = spec.d_output != "logit"  # the tutorial's; a loss on D's raw score goes without
         if self.projection:
             self.top = ProjectedOutput(head, spec.num_classes, width * 16, probability)

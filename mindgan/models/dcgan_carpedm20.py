@@ -21,7 +21,18 @@ from mindspore.common.initializer import Normal, TruncatedNormal
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm2d, Conv2d, Conv2dTranspose, LeakyReLU, ProjectedOutput, ReLU, Reshape, label_maps, one_hot
+from .layers import (
+    BatchNorm2d,
+    Conv2d,
+    Conv2dTranspose,
+    Dense,
+    LeakyReLU,
+    ProjectedOutput,
+    ReLU,
+    Reshape,
+    label_maps,
+    one_hot,
+)
 
 # carpedm20's main.py defaults: batch 64, 25 epochs, Adam(2e-4, 0.5), 64x64 RGB output from a
 # 108-pixel centre crop, z uniform in [-1, 1] ("uniform_signed"), G updated twice per D update
@@ -102,11 +113,11 @@ class Discriminator(nn.Cell):
         for k in range(4):
             layers.append(Conv2d(widths[k], widths[k + 1], 5, stride=2, pad_mode="same", has_bias=True,
                                  weight_init=TruncatedNormal(SIGMA, 0.0, -2 * SIGMA, 2 * SIGMA), bias_init="zeros",
-                                 input_size=s[k], kernels=kernels))
+                                 input_size=s[k], kernels=kernels, spectral_norm=spec.spectral_norm))
             layers += ([_bn(widths[k + 1], native)] if k else []) + [LeakyReLU(0.2, native=native)]
         features = s[4] * s[4] * widths[4]
         layers += [_Transpose((0, 2, 3, 1)), Reshape((features,))]
-        head = nn.Dense(features, 1, weight_init=Normal(SIGMA), bias_init="zeros")
+        head = Dense(features, 1, weight_init=Normal(SIGMA), bias_init="zeros", spectral_norm=spec.spectral_norm)
         if self.projection:
             self.top = ProjectedOutput(head, spec.num_classes, features, probability=False)
         else:

@@ -19,6 +19,7 @@ from .layers import (
     BatchNorm2d,
     Conv2d,
     Conv2dTranspose,
+    Dense,
     Dropout,
     LeakyReLU,
     ProjectedOutput,
@@ -87,16 +88,17 @@ class Discriminator(nn.Cell):
         side, w = image_size // 4, spec.ndf
         self.num_classes = spec.num_classes
         self.projection, joined = spec.projected, spec.joined_labels
+        sn = spec.spectral_norm
         self.model = nn.SequentialCell(
-            Conv2d(channels + joined, w, 5, stride=2, pad_mode="same", has_bias=True,
-                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size, kernels=kernels),
+            Conv2d(channels + joined, w, 5, stride=2, pad_mode="same", has_bias=True, weight_init="xavier_uniform",
+                   bias_init="zeros", input_size=image_size, kernels=kernels, spectral_norm=sn),
             LeakyReLU(SLOPE, native=native), Dropout(DROPOUT, salt=1, native=native),
-            Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True,
-                   weight_init="xavier_uniform", bias_init="zeros", input_size=image_size // 2, kernels=kernels),
+            Conv2d(w, 2 * w, 5, stride=2, pad_mode="same", has_bias=True, weight_init="xavier_uniform",
+                   bias_init="zeros", input_size=image_size // 2, kernels=kernels, spectral_norm=sn),
             LeakyReLU(SLOPE, native=native), Dropout(DROPOUT, salt=2, native=native),
             Reshape((2 * w * side * side,)),
         )
-        head = nn.Dense(2 * w * side * side, 1, weight_init="xavier_uniform", bias_init="zeros")
+        head = Dense(2 * w * side * side, 1, weight_init="xavier_uniform", bias_init="zeros", spectral_norm=sn)
         if self.projection:
             self.top = ProjectedOutput(head, spec.num_classes, 2 * w * side * side, probability=False)
         else:

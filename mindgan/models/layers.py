@@ -16,8 +16,8 @@ from ..cpu import DEFAULT, Kernels
 from ..cpu.conv import plan_convolution
 
 __all__ = ["mix32", "one_hot", "label_maps", "LabelProjection", "ProjectedOutput", "BatchNorm1d", "BatchNorm2d",
-           "LeakyReLU", "ReLU", "Dropout", "Reshape", "WholeInputConv2d", "WholeInputConv2dTranspose", "Conv2d",
-           "Conv2dTranspose"]
+           "LeakyReLU", "ReLU", "Dropout", "SpectralNorm", "Dense", "Reshape", "WholeInputConv2d",
+           "WholeInputConv2dTranspose", "Conv2d", "Conv2dTranspose"]
 
 
 def one_hot(y, num_classes: int):
@@ -268,6 +268,51 @@ class Reshape(nn.Cell):
         return f"shape={self.shape}"
 
 
+class SpectralNorm(nn.Cell):
+    """`sn(w)` = w / sigma(w), sigma the largest singular value of w seen as `[out, rest]`,
+    estimated by one power iteration per training-mode call (Miyato et al. 2018, as PyTorch's
+    `spectral_norm`): v = normalise(w^T u), u <- normalise(w v), sigma = u^T w v, no gradient
+    through u and v. u is a non-trainable Parameter, saved with the network, so a resumed run
+    continues its iteration exactly. In inference mode u is used as it stands."""
+
+    def __init__(self, out_features: int, eps: float = 1e-12):
+        super().__init__()
+        from mindspore.common.initializer import Normal, initializer
+
+        self.eps = eps
+        self.u = Parameter(initializer(Normal(1.0), [out_features], ms.float32), name="u", requires_grad=False)
+
+    def _normalise(self, x):
+        return x / (ops.sqrt((x * x).sum()) + self.eps)
+
+    def construct(self, w):
+        mat = w.reshape(w.shape[0], -1)
+        u = ops.stop_gradient(self._normalise(self.u * 1.0))
+        v = ops.stop_gradient(self._normalise(ops.matmul(u.reshape(1, -1), mat).reshape(-1)))
+        if self.training:
+            u = ops.stop_gradient(self._normalise(ops.matmul(mat, v.reshape(-1, 1)).reshape(-1)))
+            ops.assign(self.u, u)
+        sigma = (u * ops.matmul(mat, v.reshape(-1, 1)).reshape(-1)).sum()
+        return w / sigma
+
+
+class Dense(nn.Dense):
+    """`nn.Dense`; with `spectral_norm`, its weight divided by its largest singular value
+    (`SpectralNorm`). x `[N, in]`."""
+
+    def __init__(self, *args, spectral_norm: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.normalised = spectral_norm
+        if spectral_norm:
+            self.sn = SpectralNorm(self.out_channels)
+
+    def construct(self, x):
+        if not self.normalised:
+            return super().construct(x)
+        y = ops.matmul(x, self.sn(self.weight).T)
+        return ops.bias_add(y, self.bias) if self.has_bias else y
+
+
 class WholeInputConv2d(nn.Conv2d):
     """`nn.Conv2d` for a kernel that covers its whole input (`pad_mode="valid"`, stride 1,
     x `[N, C, k, k]` -> `[N, O, 1, 1]`, as DCGAN's last discriminator layer), computed as the
@@ -275,14 +320,24 @@ class WholeInputConv2d(nn.Conv2d):
     Same parameters (names, shapes) and results to float rounding; on CPUs, oneDNN runs this
     shape of convolution (one output pixel, one output channel) with its reference kernel."""
 
-    def __init__(self, *args, kernels: Kernels = DEFAULT, **kwargs):
+    def __init__(self, *args, kernels: Kernels = DEFAULT, spectral_norm: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.stock = not kernels.rewrites
+        self.normalised = spectral_norm
+        if spectral_norm:
+            self.sn = SpectralNorm(self.out_channels)
 
     def construct(self, x):
-        if self.stock:
+        if self.normalised:
+            weight = self.sn(self.weight)
+            if self.stock:
+                y = self.conv2d(x, weight)
+                return self.bias_add(y, self.bias) if self.has_bias else y
+        elif self.stock:
             return super().construct(x)
-        w = ops.reshape(self.weight, (self.out_channels, -1))
+        else:
+            weight = self.weight
+        w = ops.reshape(weight, (self.out_channels, -1))
         y = ops.matmul(ops.reshape(x, (x.shape[0], -1)), w.T)
         if self.has_bias:
             y = y + self.bias
@@ -323,20 +378,21 @@ class _RoutedConvolution:
         self.stock = self.route == "stock"
         self.out_hw, self.op = plan_convolution(self, input_size, transpose, self.route, output_size)
 
-    def _routed_construct(self, x):
+    def _routed_construct(self, x, w=None):
+        """The layer on its route; `w` a weight to use instead of its own (spectral norm)."""
         if self.route == "onednn":
             # `* 1.0`: as in _matmul_construct
-            y = self.op(x, self.weight * 1.0)
+            y = self.op(x, self.weight * 1.0 if w is None else w)
             return ops.bias_add(y, self.bias) if self.has_bias else y
-        return self._matmul_construct(x)
+        return self._matmul_construct(x, w)
 
-    def _matmul_construct(self, x):
+    def _matmul_construct(self, x, w=None):
         n, c = x.shape[0], x.shape[1]
         rows = x.transpose(0, 2, 3, 1).reshape(n, x.shape[2] * x.shape[3], c)
         # `* 1.0` reads the weight here, in the order of the graph's side effects: handed to the
         # custom-bprop op as a bare Parameter, it was read before an optimizer update earlier
         # in the same compiled step (G's update then saw D's old weights).
-        y = self.op(rows, self.weight * 1.0)
+        y = self.op(rows, self.weight * 1.0 if w is None else w)
         if self.has_bias:
             y = y + self.bias
         return y.reshape((n,) + self.out_hw + (self.out_channels,)).transpose(0, 3, 1, 2)
@@ -345,13 +401,23 @@ class _RoutedConvolution:
 class Conv2d(nn.Conv2d, _RoutedConvolution):
     """`nn.Conv2d` (same parameters, results to float rounding) for inputs of `input_size`
     pixels, computed on the route `kernels.conv`: by the native oneDNN kernel, as gather +
-    MatMul, or by the stock kernel. No dilation or groups. x `[N, C, H, W]` float32."""
+    MatMul, or by the stock kernel. No dilation or groups. x `[N, C, H, W]` float32. With
+    `spectral_norm`, its weight divided by its largest singular value (`SpectralNorm`)."""
 
-    def __init__(self, *args, input_size, kernels: Kernels = DEFAULT, **kwargs):
+    def __init__(self, *args, input_size, kernels: Kernels = DEFAULT, spectral_norm: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self._choose_route(input_size, False, kernels)
+        self.normalised = spectral_norm
+        if spectral_norm:
+            self.sn = SpectralNorm(self.out_channels)
 
     def construct(self, x):
+        if self.normalised:
+            w = self.sn(self.weight)
+            if self.stock:
+                y = self.conv2d(x, w)
+                return self.bias_add(y, self.bias) if self.has_bias else y
+            return self._routed_construct(x, w)
         if self.stock:
             return super().construct(x)
         return self._routed_construct(x)

@@ -11,7 +11,7 @@ from mindspore import nn, ops
 
 from ..cpu import DEFAULT
 from .family import Family
-from .layers import BatchNorm1d, LeakyReLU, ProjectedOutput, one_hot
+from .layers import BatchNorm1d, Dense, LeakyReLU, ProjectedOutput, one_hot
 from .spec import ModelSpec
 
 TUTORIAL = ModelSpec()  # the tutorial's 28x28 digits, latent 100
@@ -70,15 +70,16 @@ class Discriminator(nn.Cell):
         self.spec, self.features = spec, math.prod(spec.image_shape)
         self.num_classes = spec.num_classes
         self.projection, joined = spec.projected, spec.joined_labels
+        sn = spec.spectral_norm
         self.model = nn.SequentialCell(
-            nn.Dense(self.features + joined, 512), LeakyReLU(0.2),
-            nn.Dense(512, 256), LeakyReLU(0.2),
+            Dense(self.features + joined, 512, spectral_norm=sn), LeakyReLU(0.2),
+            Dense(512, 256, spectral_norm=sn), LeakyReLU(0.2),
         )
         probability = spec.d_output != "logit"  # the tutorial's; a loss on D's raw score goes without
         if self.projection:
-            self.top = ProjectedOutput(nn.Dense(256, 1), spec.num_classes, 256, probability)
+            self.top = ProjectedOutput(Dense(256, 1, spectral_norm=sn), spec.num_classes, 256, probability)
         else:
-            self.model.append(nn.Dense(256, 1))
+            self.model.append(Dense(256, 1, spectral_norm=sn))
             if probability:
                 self.model.append(nn.Sigmoid())
         self.update_parameters_name("discriminator.")

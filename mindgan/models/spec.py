@@ -18,7 +18,8 @@ class ModelSpec:
     `noise` the z it was trained on ("normal": N(0, 1), "uniform": in [-1, 1]), which sampling
     draws too. `condition`: how a conditional D takes the label ("concat": joined to its
     input; "projection": Miyato & Koyama's projection on its last features). `diffaugment`:
-    the transforms D saw its inputs through in training (`mindgan.augment`; "" none).
+    the transforms D saw its inputs through in training (`mindgan.augment`; "" none);
+    `spectral_norm`: D's weights divided by their largest singular value (`layers.SpectralNorm`).
     """
     family: str = "mlp"
     latent_size: int = 100
@@ -33,6 +34,7 @@ class ModelSpec:
     noise: str = "normal"
     condition: str = "concat"
     diffaugment: str = ""
+    spectral_norm: bool = False
 
     @property
     def projected(self) -> bool:
