@@ -71,6 +71,13 @@ def test_resize_matrices_are_each_libraries_bilinear():
         resize_matrix(2, 4, "tf2")
 
 
+def _fast_kernels():
+    from mindgan.cpu import Kernels
+    from mindgan.cpu.native import library_status
+
+    return Kernels("onednn") if library_status()[0] is not None else Kernels("stock")
+
+
 @pytest.mark.parametrize("protocol", ["torch-fidelity", "pytorch-fid"])
 def test_features_equal_the_reference_implementations(protocol):
     """Same weights, same three images: features within 1e-4 of torch-fidelity's (pytorch-fid's),
@@ -80,7 +87,10 @@ def test_features_equal_the_reference_implementations(protocol):
     from mindgan.inception import FIDInception, random_state
 
     ref = np.load(DATA / "inception_reference.npz")
-    net = FIDInception(random_state(0), protocol, 48)
+    # The native convolutions where they build (tests/conftest.py makes stock the default;
+    # MindSpore's own take ~35 s for these 96 layers at 299 px, test_conv_routes checks each
+    # route against them).
+    net = FIDInception(random_state(0), protocol, 48, kernels=_fast_kernels())
     mine = net(ms.Tensor(ref["images"])).asnumpy()
     key = protocol.replace("-", "_")
     other = "pytorch_fid" if key == "torch_fidelity" else "torch_fidelity"
@@ -167,10 +177,17 @@ def test_kid_is_the_unbiased_mmd_of_a_cubic_kernel():
 # ------------------------------------------------------------------ the command line
 
 def _evaluate(args, tmp_path, **env):
+    from mindgan.fileio import cache_dir
+
+    # A cache of the test's own, but the native kernels already built (else each run builds them).
+    kernels = tmp_path / "cache" / "kernels"
+    if not kernels.exists() and cache_dir("kernels").is_dir():
+        kernels.parent.mkdir(parents=True, exist_ok=True)
+        kernels.symlink_to(cache_dir("kernels"), target_is_directory=True)
     return subprocess.run([sys.executable, "-m", "mindgan.evaluate", *map(str, args)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(REPO), "MINDGAN_CACHE": str(tmp_path / "cache"),
-                               **env})
+                               "MINDGAN_CPU_CONVOLUTIONS": "auto", **env})  # the command's own choice
 
 
 def test_evaluate_real_scores_images_against_a_folder_and_saved_statistics(tmp_path, closed_port_url):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from helpers import SHIPPED_MNIST
 from mindspore import nn
+from test_training import assert_same_run
 
 from mindgan.cpu import Kernels
 from mindgan.data import load_mnist
 from mindgan.models import ModelSpec, build
 from mindgan.models.layers import Conv2d, Dense, SpectralNorm
 from mindgan.training import TrainConfig, train
-from test_training import assert_same_run
 
 
 @pytest.mark.parametrize("shape", [(64, 3, 4, 4), (1, 256), (10, 20), (128, 64, 5, 5)])
