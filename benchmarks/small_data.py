@@ -3,7 +3,8 @@ number of updates, scored by the package's MNIST figures (classifier FID and KL 
 10,000 samples against the test set).
 
     python benchmarks/small_data.py --model mlp --subset 1000 --epochs 700 --seeds 0 1 \\
-        --options "" "--diffaugment color,translation,cutout" --out docs/small_data_mlp_1000.json
+        --option= --option=--spectral_norm "--option=--diffaugment color,translation,cutout" \\
+        --extra "--save_every 50 --eval_every 0" --out docs/small_data_mlp_1000.json
 
 Each (option, seed) trains `python -m mindgan.train ... --subset N --epochs E --seed S` into
 `--runs/<label>-seed<S>` (kept, so a finished run is only evaluated again), then
@@ -51,12 +52,15 @@ def main() -> int:
     p.add_argument("--subset", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=700)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--options", nargs="+", default=["", "--diffaugment color,translation,cutout"])
+    p.add_argument("--option", action="append", dest="options",
+                   help="the flags of one configuration, as --option=FLAGS (--option= for plain training); "
+                        "repeat for each (default: plain, and DiffAugment's three transforms)")
     p.add_argument("--extra", default="", help="flags for every run")
     p.add_argument("--runs", default="runs/small_data")
     p.add_argument("--retrain", action="store_true")
     p.add_argument("--out", default=None)
     a = p.parse_args()
+    a.options = a.options or ["", "--diffaugment color,translation,cutout"]
     rows = []
     for option in a.options:
         for seed in a.seeds:
