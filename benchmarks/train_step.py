@@ -81,7 +81,7 @@ def mindgan_worker(args) -> dict:
 
     setup("CPU", "graph")
     config = TrainConfig(model=args.model, batch_size=args.batch_size, update=args.update,
-                         diffaugment=args.diffaugment,
+                         diffaugment=args.diffaugment, spectral_norm=args.spectral_norm,
                          **({"image_size": args.image_size} if args.model in RGB else {}))
     # MNIST; the Twemoji set's size for dcgan; the anime faces' for carpedm20's
     n = {"dcgan": 3838, "dcgan-carpedm20": 20000}.get(args.model, 60000)
@@ -233,7 +233,7 @@ def forwarded(args) -> list[str]:
     return ["--model", args.model, "--batch_size", str(args.batch_size), "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--image_size", str(args.image_size),
             "--steps_per_call", str(args.steps_per_call), "--update", args.update,
-            f"--diffaugment={args.diffaugment}"]
+            f"--diffaugment={args.diffaugment}"] + (["--spectral_norm"] if args.spectral_norm else [])
 
 
 def run_worker(args, which: str) -> dict:
@@ -260,6 +260,7 @@ def main(argv=None) -> int:
                    help="mindgan's update order (default alternating; the PyTorch twin always alternates)")
     p.add_argument("--diffaugment", default="", metavar="T1,T2",
                    help="mindgan's DiffAugment transforms before D (default none; the PyTorch twin has none)")
+    p.add_argument("--spectral_norm", action="store_true", help="mindgan's D spectrally normalised (the twin's is not)")
     p.add_argument("--no_torch", action="store_true", help="mindgan only")
     p.add_argument("--no_onednn", action="store_true", help="skip the ONEDNN_VERBOSE probe")
     p.add_argument("--worker", choices=("mindgan", "torch", "onednn"), help=argparse.SUPPRESS)
