@@ -87,6 +87,8 @@ def mindgan_worker(args) -> dict:
     n = {"dcgan": 3838, "dcgan-carpedm20": 20000}.get(args.model, 60000)
     steps_per_epoch = n // config.batch_size
     per_call = args.steps_per_call or auto_steps_per_call(steps_per_epoch, config.epochs * steps_per_epoch)
+    if args.update == "simultaneous":
+        per_call = 1  # what train() runs (gan.make_train_step)
     images = training_images(args.model, config.image_size, max(4 * config.batch_size, per_call * config.batch_size))
     config = dataclasses.replace(config, channels=images.shape[1])
     augment = None

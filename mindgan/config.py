@@ -103,6 +103,9 @@ class TrainConfig:
         if self.update != "alternating" and self.g_steps != 1:
             raise ValueError(f"--g_steps {self.g_steps} is for --update alternating (the {self.update} "
                              f"update makes one update of each net per step)")
+        if self.update == "simultaneous" and self.steps_per_call > 1:
+            raise ValueError(f"--steps_per_call {self.steps_per_call}: the simultaneous update runs one step "
+                             f"per compiled call")
         if self.loss not in LOSSES:
             raise ValueError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
         object.__setattr__(self, "diffaugment", ",".join(parse_policy(self.diffaugment)))

@@ -243,6 +243,11 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     """
     if update not in UPDATE_ORDERS:
         raise ValueError(f"unknown update order {update!r} (choose from {', '.join(UPDATE_ORDERS)})")
+    if update == "simultaneous" and steps is not None and steps > 1:
+        # MindSpore 2.10 runs the side effects inside `ms.vjp`'s function again when several
+        # such steps are unrolled in one graph: dropout's and DiffAugment's counters advanced
+        # 16 times in 3 steps instead of 6 (and batch-norm statistics with them).
+        raise ValueError(f"the simultaneous update runs one step per compiled call, not {steps}")
     body = UPDATE_ORDERS[update](net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment)
     if workers > 1:
         all_reduce = ops.AllReduce()

@@ -236,6 +236,8 @@ def _loop(run: Run, steps: CompiledSteps, hooks: list, n_images: int) -> None:
     """Epochs of compiled calls until `run.total_steps`, a NaN, or a stop request."""
     c, per_epoch = run.config, run.steps_per_epoch
     per_call = c.steps_per_call or auto_steps_per_call(per_epoch, run.total_steps)
+    if c.update == "simultaneous":  # see gan.make_train_step
+        per_call = 1
     stopping = False
     with StopRequest() as stop:
         while run.step < run.total_steps and not stopping:
