@@ -19,9 +19,13 @@ from mindgan.training import TrainConfig, train
 def test_the_normalised_weight_has_largest_singular_value_one(shape):
     rng = np.random.default_rng(0)
     w = ms.Tensor(rng.normal(0, 0.02, shape).astype(np.float32))
+    ms.set_seed(0)   # u's start
     sn = SpectralNorm(shape[0])
     sn.set_train(True)
-    for _ in range(60):   # power iterations, one per training-mode call
+    # Power iterations, one per training-mode call. Gaussian 128 x 1600 weights have sigma_2 /
+    # sigma_1 = 0.99, so the estimate converges slowly there: 60 calls left it 2e-3 to 4e-3 off
+    # for some starts of u, 150 calls 2e-4 at worst.
+    for _ in range(150):
         normalised = sn(w).asnumpy()
     sigma = np.linalg.svd(normalised.reshape(shape[0], -1), compute_uv=False)[0]
     assert sigma == pytest.approx(1.0, abs=1e-3)
