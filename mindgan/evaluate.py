@@ -197,7 +197,7 @@ def load_samples(path) -> np.ndarray:
     [-1, 1] (or uint8), or a folder or zip of images (made gray and 28x28), as float32 in [-1, 1]."""
     from pathlib import Path
 
-    from .fidelity import ImageSourceError, load_image_set
+    from .fidelity import check_range, load_image_set
 
     path = Path(path)
     if path.suffix == ".npy" and path.is_file():
@@ -205,10 +205,7 @@ def load_samples(path) -> np.ndarray:
         if np.issubdtype(a.dtype, np.floating):
             if a.ndim == 3:
                 a = a[:, None]
-            if a.size and (a.min() < -1.001 or a.max() > 1.001):
-                raise ImageSourceError(f"--samples {path}: float images must be in [-1, 1], these span "
-                                       f"[{a.min():.3g}, {a.max():.3g}]")
-            return np.clip(a.astype(np.float32), -1.0, 1.0)
+            return np.clip(check_range(a, f"--samples {path}").astype(np.float32), -1.0, 1.0)
     images = load_image_set(path, 28, channels=1, progress=False)
     return images.astype(np.float32) / 127.5 - 1.0
 

@@ -38,6 +38,16 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
     return np.clip(np.rint((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def check_range(a: np.ndarray, source) -> np.ndarray:
+    """`a` itself if its values lie in [-1, 1] (to float rounding); ImageSourceError naming
+    `source` otherwise."""
+    if a.size:
+        low, high = float(a.min()), float(a.max())
+        if low < -1.001 or high > 1.001:
+            raise ImageSourceError(f"{source}: float images must be in [-1, 1], these span [{low:.3g}, {high:.3g}]")
+    return a
+
+
 def _as_rgb(images: np.ndarray, source) -> np.ndarray:
     """`[N, C, H, W]` (or `[N, H, W, C]`, or `[N, H, W]`), float in [-1, 1] or uint8 -> uint8 `[N, 3, H, W]`."""
     a = np.asarray(images)
@@ -52,10 +62,7 @@ def _as_rgb(images: np.ndarray, source) -> np.ndarray:
     if a.dtype != np.uint8:
         if not np.issubdtype(a.dtype, np.floating):
             raise ImageSourceError(f"{source}: images must be uint8, or float in [-1, 1], not {a.dtype}")
-        low, high = float(a.min()), float(a.max())
-        if low < -1.001 or high > 1.001:
-            raise ImageSourceError(f"{source}: float images must be in [-1, 1], these span [{low:.3g}, {high:.3g}]")
-        a = to_uint8(a)
+        a = to_uint8(check_range(a, source))
     return np.repeat(a, 3, axis=1) if a.shape[1] == 1 else a
 
 
