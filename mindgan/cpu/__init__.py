@@ -39,9 +39,12 @@ class Kernels:
     """How a network's layers compute. `conv`: the convolution route, one of ROUTES (the
     elementwise native kernels come with "onednn"). `rewrites`: layers that a stock kernel
     runs slowly compute as cheaper ops of the same math (a convolution covering its whole
-    input as the MatMul it is); False for `STANDARD`, where every layer is its stock cell."""
+    input as the MatMul it is); False for `STANDARD`, where every layer is its stock cell.
+    `second_order`: the discriminator must be differentiable twice (a gradient penalty on its
+    input gradient), so its batch norms leave the native kernel, which has no second derivative."""
     conv: str = "stock"
     rewrites: bool = True
+    second_order: bool = False
 
     def __post_init__(self):
         if self.conv not in ROUTES:
@@ -51,6 +54,11 @@ class Kernels:
     def native(self) -> bool:
         """Whether layers that have a native elementwise kernel use it (training only)."""
         return self.conv == "onednn"
+
+    @property
+    def native_batch_norm(self) -> bool:
+        """Whether a discriminator's batch norms use the native kernel (training only)."""
+        return self.native and not self.second_order
 
 
 DEFAULT = Kernels()  # MindSpore's own kernels, with the rewrites: GPU, Ascend, stock CPU

@@ -21,40 +21,58 @@ def _same_shape(x, *others):
     return x
 
 
-def _op(name: str):
-    return native.custom_op(name, _same_shape)
+def _op(name: str, bprop=None):
+    return native.custom_op(name, _same_shape, bprop=bprop)
 
 
 class NativeLeakyReLU(nn.Cell):
-    """x float32 (any shape) -> x > 0 ? x : slope * x, with its gradient as a custom bprop."""
+    """x float32 (any shape) -> x > 0 ? x : slope * x. Its gradient (dy, x) -> dy · slope(x) is
+    linear in dy and locally constant in x, so that gradient's own gradient is the same
+    operator on the upstream gradient (and zero for x): a gradient penalty can differentiate
+    it twice."""
 
     def __init__(self, slope: float):
         super().__init__()
         self.slope = Tensor(np.array([slope], np.float32))
-        self.forward, self.backward = _op("LeakyRelu"), _op("LeakyReluGrad")
+        raw = _op("LeakyReluGrad")
+
+        def backward_bprop(dy, x, slope, out, dout):
+            return raw(dout, x, slope), ops.zeros_like(x), ops.zeros_like(slope)
+
+        backward = _op("LeakyReluGrad", backward_bprop)
+
+        def forward_bprop(x, slope, out, dout):
+            return backward(dout, x, slope), ops.zeros_like(slope)
+
+        self.forward = _op("LeakyRelu", forward_bprop)
 
     def construct(self, x):
         return self.forward(x, self.slope)
-
-    def bprop(self, x, out, dout):
-        return (self.backward(dout, x, self.slope),)
 
 
 class NativeDropout(nn.Cell):
     """(x float32, state int32 `[4]` = (calls, salt, first index, threshold)) -> x * keep,
     keep = `scale` where the element's hash keeps it, else 0 (`layers.Dropout`'s mask). The
-    gradient applies the same mask again, computed afresh (one pass, nothing kept)."""
+    gradient applies the same mask again, computed afresh (one pass, nothing kept), and so
+    does the gradient's gradient."""
 
     def __init__(self, scale: float):
         super().__init__()
         self.scale = Tensor(np.array([scale], np.float32))
-        self.apply = _op("Dropout")
+        raw = _op("Dropout")
+
+        def again_bprop(x, state, scale, out, dout):
+            return raw(dout, state, scale), ops.zeros_like(state), ops.zeros_like(scale)
+
+        again = _op("Dropout", again_bprop)
+
+        def bprop(x, state, scale, out, dout):
+            return again(dout, state, scale), ops.zeros_like(state), ops.zeros_like(scale)
+
+        self.apply = _op("Dropout", bprop)
 
     def construct(self, x, state):
         return self.apply(x, state, self.scale)
-
-    def bprop(self, x, state, out, dout):
-        return self.apply(dout, state, self.scale), ops.zeros_like(state)
 
 
 class _StatsShape:
@@ -69,18 +87,21 @@ class _StatsShape:
 
 class NativeBatchNorm(nn.Cell):
     """Training-mode batch norm of x float32 `[N, C, H, W]`: (x, gamma `[C]`, beta `[C]`) ->
-    (y, batch mean `[C]`, biased batch variance `[C]`), with its gradient as a custom bprop
-    (the statistics' own gradients are ignored: callers use them under stop_gradient)."""
+    (y, batch mean `[C]`, biased batch variance `[C]`), with its gradient (the statistics' own
+    gradients are ignored: callers use them under stop_gradient). Its gradient has no
+    gradient: a discriminator under a gradient penalty uses MindSpore's batch norm
+    (`Kernels.second_order`)."""
 
     def __init__(self, eps: float):
         super().__init__()
         self.eps = Tensor(np.array([eps], np.float32))
-        self.forward = native.custom_op("BatchNormTraining", _StatsShape(3), outputs=3)
-        self.backward = native.custom_op("BatchNormTrainingGrad", _StatsShape(3), outputs=3)
+        backward = native.custom_op("BatchNormTrainingGrad", _StatsShape(3), outputs=3)
+
+        def bprop(x, gamma, beta, eps, out, dout):
+            dx, dgamma, dbeta = backward(dout[0], x, gamma, out[1], out[2], eps)
+            return dx, dgamma, dbeta, ops.zeros_like(eps)
+
+        self.forward = native.custom_op("BatchNormTraining", _StatsShape(3), outputs=3, bprop=bprop)
 
     def construct(self, x, gamma, beta):
         return self.forward(x, gamma, beta, self.eps)
-
-    def bprop(self, x, gamma, beta, out, dout):
-        dx, dgamma, dbeta = self.backward(dout[0], x, gamma, out[1], out[2], self.eps)
-        return dx, dgamma, dbeta

@@ -140,11 +140,17 @@ class _SameDtypes:
         return first if self.outputs == 1 else [first] * self.outputs
 
 
-def custom_op(name: str, out_shape, outputs: int = 1):
+def custom_op(name: str, out_shape, outputs: int = 1, bprop=None):
     """A MindSpore "aot" custom operator running the library's function `name` (NativeUnavailable
     where it cannot be built), with `outputs` float outputs of the first input's dtype and
-    shapes from `out_shape(*input_shapes)`."""
+    shapes from `out_shape(*input_shapes)`; `bprop(*inputs, out, dout)` -> one gradient per
+    input, or None for an operator that is not differentiated.
+
+    Gradients live on the operators, not on cells: MindSpore 2.10 fails to compile a graph
+    where a cell with a custom bprop is called twice and one of the calls is differentiated
+    twice (a gradient penalty), and operator bprops have no such limit."""
     from mindspore import ops
 
+    extra = {} if bprop is None else {"bprop": bprop}
     return ops.Custom(f"{library()}:{name}", out_shape=out_shape, out_dtype=_SameDtypes(outputs),
-                      func_type="aot")
+                      func_type="aot", **extra)

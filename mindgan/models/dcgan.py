@@ -49,10 +49,10 @@ def stride2_blocks(image_size: int) -> int:
     return k
 
 
-def _bn(width: int, kernels) -> nn.BatchNorm2d:
+def _bn(width: int, native: bool) -> nn.BatchNorm2d:
     # Not BatchNorm1d's sums-and-elementwise form: on 4-D tensors MindSpore's fused kernel beats
     # it on CPU, and the native kernel beats both (docs/PERFORMANCE.md).
-    return BatchNorm2d(width, gamma_init=Normal(0.02, 1.0), beta_init="zeros", native=kernels.native)
+    return BatchNorm2d(width, gamma_init=Normal(0.02, 1.0), beta_init="zeros", native=native)
 
 
 class Generator(nn.Cell):
@@ -72,13 +72,13 @@ class Generator(nn.Cell):
         self.model.append(WholeInputConv2dTranspose(self.inputs, width, 4, stride=1, pad_mode="valid",
                                                     has_bias=False, weight_init=Normal(0.02), kernels=kernels))
         size = 4
-        self.model.append(_bn(width, kernels))
+        self.model.append(_bn(width, kernels.native))
         self.model.append(ReLU(native=native))
         for _ in range(blocks - 1):
             self.model.append(Conv2dTranspose(width, width // 2, 4, stride=2, pad_mode="pad", padding=1,
                                               has_bias=False, weight_init=Normal(0.02), input_size=size,
                                               kernels=kernels))
-            self.model.append(_bn(width // 2, kernels))
+            self.model.append(_bn(width // 2, kernels.native))
             self.model.append(ReLU(native=native))
             width, size = width // 2, size * 2
         self.model.append(Conv2dTranspose(width, channels, 4, stride=2, pad_mode="pad", padding=1,
@@ -116,7 +116,7 @@ class Discriminator(nn.Cell):
             self.model.append(Conv2d(width, width * 2, 4, stride=2, pad_mode="pad", padding=1,
                                      has_bias=False, weight_init=Normal(0.02), input_size=size, kernels=kernels,
                                      spectral_norm=sn))
-            self.model.append(_bn(width * 2, kernels))
+            self.model.append(_bn(width * 2, kernels.native_batch_norm))
             self.model.append(LeakyReLU(0.2, native=native))
             width *= 2
         head = WholeInputConv2d(width, 1, 4, stride=1, pad_mode="valid", has_bias=False,

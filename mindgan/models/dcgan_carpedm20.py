@@ -114,7 +114,7 @@ class Discriminator(nn.Cell):
             layers.append(Conv2d(widths[k], widths[k + 1], 5, stride=2, pad_mode="same", has_bias=True,
                                  weight_init=TruncatedNormal(SIGMA, 0.0, -2 * SIGMA, 2 * SIGMA), bias_init="zeros",
                                  input_size=s[k], kernels=kernels, spectral_norm=spec.spectral_norm))
-            layers += ([_bn(widths[k + 1], native)] if k else []) + [LeakyReLU(0.2, native=native)]
+            layers += ([_bn(widths[k + 1], kernels.native_batch_norm)] if k else []) + [LeakyReLU(0.2, native=native)]
         features = s[4] * s[4] * widths[4]
         layers += [_Transpose((0, 2, 3, 1)), Reshape((features,))]
         head = Dense(features, 1, weight_init=Normal(SIGMA), bias_init="zeros", spectral_norm=spec.spectral_norm)
