@@ -82,6 +82,7 @@ def mindgan_worker(args) -> dict:
     setup("CPU", "graph")
     config = TrainConfig(model=args.model, batch_size=args.batch_size, update=args.update,
                          diffaugment=args.diffaugment, spectral_norm=args.spectral_norm,
+                         loss=args.loss, r1=args.r1,
                          **({"image_size": args.image_size} if args.model in RGB else {}))
     # MNIST; the Twemoji set's size for dcgan; the anime faces' for carpedm20's
     n = {"dcgan": 3838, "dcgan-carpedm20": 20000}.get(args.model, 60000)
@@ -97,8 +98,11 @@ def mindgan_worker(args) -> dict:
 
         augment = DiffAugment(parse_policy(config.diffaugment), config.image_size)
         augment.set_train(True)
+    from mindgan.penalties import GP_WEIGHT, Interpolation, penalty_for
+
+    penalty = penalty_for(config.spec, Interpolation() if config.loss in GP_WEIGHT else None)
     step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call, update=args.update,
-                              g_steps=config.g_steps, augment=augment)
+                              g_steps=config.g_steps, augment=augment, loss=config.loss, penalty=penalty)
     dataset = ms.Tensor(images)
     order = batch_indices(len(images), config.batch_size, 0, 0)
     sync = HostSync(enabled=True)
@@ -235,7 +239,8 @@ def forwarded(args) -> list[str]:
     return ["--model", args.model, "--batch_size", str(args.batch_size), "--steps", str(args.steps),
             "--warmup", str(args.warmup), "--image_size", str(args.image_size),
             "--steps_per_call", str(args.steps_per_call), "--update", args.update,
-            f"--diffaugment={args.diffaugment}"] + (["--spectral_norm"] if args.spectral_norm else [])
+            f"--diffaugment={args.diffaugment}", "--loss", args.loss, "--r1", str(args.r1)] + (
+                ["--spectral_norm"] if args.spectral_norm else [])
 
 
 def run_worker(args, which: str) -> dict:
@@ -263,6 +268,8 @@ def main(argv=None) -> int:
     p.add_argument("--diffaugment", default="", metavar="T1,T2",
                    help="mindgan's DiffAugment transforms before D (default none; the PyTorch twin has none)")
     p.add_argument("--spectral_norm", action="store_true", help="mindgan's D spectrally normalised (the twin's is not)")
+    p.add_argument("--loss", default="bce", help="mindgan's loss (bce, hinge, lsgan, wgan-gp; the twin keeps BCE)")
+    p.add_argument("--r1", type=float, default=0.0, help="mindgan's R1 gamma (the twin has none)")
     p.add_argument("--no_torch", action="store_true", help="mindgan only")
     p.add_argument("--no_onednn", action="store_true", help="skip the ONEDNN_VERBOSE probe")
     p.add_argument("--worker", choices=("mindgan", "torch", "onednn"), help=argparse.SUPPRESS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 from .augment import parse_policy
@@ -65,6 +66,7 @@ class TrainConfig:
     update: str = "alternating"    # the update order (mindgan.gan.UPDATE_ORDERS)
     diffaugment: str = ""          # DiffAugment's transforms before D, e.g. "color,translation,cutout" ("": off)
     spectral_norm: bool = False    # spectrally normalised D weights (Miyato et al. 2018)
+    r1: float = 0.0                # gamma of the R1 penalty on D's gradient at real images (0: off)
     g_steps: int | None = None     # generator updates per discriminator update (default 1)
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
     lr_decay_from: int = 0         # epochs at the full lr; then linear decay to the last (0: off)
@@ -109,6 +111,8 @@ class TrainConfig:
         if self.loss not in LOSSES:
             raise ValueError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
         object.__setattr__(self, "diffaugment", ",".join(parse_policy(self.diffaugment)))
+        if not (self.r1 >= 0.0 and math.isfinite(self.r1)):
+            raise ValueError(f"--r1 {self.r1}: the penalty's gamma must be 0 (off) or positive, e.g. 10")
         if self.condition not in CONDITIONS:
             raise ValueError(f"--condition {self.condition}: choose from {', '.join(CONDITIONS)}")
         if self.noise not in NOISE_KINDS:
@@ -131,8 +135,8 @@ class TrainConfig:
         return ModelSpec(self.model, self.latent_size, channels, self.image_size, self.ngf, self.ndf,
                          num_classes=len(classes), class_names=classes, noise=self.noise,
                          condition=self.condition if classes else "concat",
-                         loss=self.loss, d_output="logit" if self.loss in RAW_SCORE else "",
-                         diffaugment=self.diffaugment, spectral_norm=self.spectral_norm)
+                         loss=self.loss, d_output="logit" if self.loss in RAW_SCORE or self.r1 else "",
+                         diffaugment=self.diffaugment, spectral_norm=self.spectral_norm, r1=self.r1)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch `epoch` (0-based): `lr` for the first `lr_decay_from`

@@ -10,6 +10,7 @@ order of the updates is one of `UPDATE_ORDERS`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import mindspore as ms
 import numpy as np
@@ -18,6 +19,8 @@ from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 from .cpu import DEFAULT, Kernels
 from .losses import loss_for
 from .models import build, family
+from .penalties import NONE as NO_PENALTY
+from .penalties import Penalty, gp_penalty, input_gradient, needs_second_order, r1_penalty
 
 __all__ = ["build_gan", "make_updates", "make_train_step", "alternating", "simultaneous", "UPDATE_ORDERS",
            "auto_steps_per_call", "GeneratorEMA",
@@ -33,6 +36,8 @@ def build_gan(config, kernels: Kernels = DEFAULT):
     Parameter name in the compiled graph is unique.
     """
     ms.set_seed(config.seed)
+    if needs_second_order(config.spec):
+        kernels = second_order(kernels)
     net_g, net_d = build(config.spec, kernels)
     optimizers = []
     for net, prefix in ((net_g, "optim_g."), (net_d, "optim_d.")):
@@ -49,17 +54,27 @@ def build_gan(config, kernels: Kernels = DEFAULT):
     return net_g, net_d, optimizers[0], optimizers[1]
 
 
+def second_order(kernels: Kernels) -> Kernels:
+    """`kernels` for a D whose input gradient is differentiated again (gradient penalties):
+    batch norms off the native kernel, and the gather + MatMul convolutions (whose graph
+    MindSpore 2.10 cannot differentiate twice) replaced by MindSpore's own."""
+    conv = "stock" if kernels.conv == "matmul" else kernels.conv
+    return dataclasses.replace(kernels, conv=conv, second_order=True)
+
+
 def d_output(spec) -> str:
     """What the discriminator of `spec` ends in: "probability" or "logit"."""
     return spec.d_output or family(spec.family).d_output
 
 
-def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", augment=None):
+def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", augment=None,
+                 penalty: Penalty = NO_PENALTY):
     """The two phases of a step, uncompiled: (d_update, g_update).
 
     `d_update(real, z, y=None)` takes one Adam step on the discriminator with the D loss of
-    `loss` (`losses.loss_for`; "bce": BCE(D(x), 1) + BCE(D(G(z)), 0)) and returns (loss_d,
-    mean D(x), mean D(G(z))) (D's outputs as probabilities); `g_update(z, y=None)` takes one on
+    `loss` (`losses.loss_for`; "bce": BCE(D(x), 1) + BCE(D(G(z)), 0)) plus `penalty`
+    (`penalties.Penalty`: R1, WGAN-GP's) and returns (loss_d, mean D(x), mean D(G(z))) (D's
+    outputs as probabilities; loss_d with the penalty); `g_update(z, y=None)` takes one on
     the generator with its G loss (the non-saturating BCE(D(G(z)), 1)) and returns loss_g.
     real float32 `[B, C, H, W]` in [-1, 1], z float32 `[B, latent]`, y the batch's labels int32
     `[B]` for a conditional pair (the fakes are made for the real batch's labels, as carpedm20
@@ -71,11 +86,11 @@ def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     # Plain functions, unpacked here: a compiled graph sees a NamedTuple as a bare tuple.
     d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
     judge = _judge(net_d, augment)
+    discriminate = _discriminate(net_g, net_d, augment, penalty)
 
     def d_forward(real, z, y):
-        d_real = judge(real, y)
-        d_fake = judge(net_g(z, y), y)
-        return d_loss(d_real, d_fake), probability(d_real).mean(), probability(d_fake).mean()
+        d_real, d_fake, extra = discriminate(real, z, y)
+        return d_loss(d_real, d_fake) + extra, probability(d_real).mean(), probability(d_fake).mean()
 
     def g_forward(z, y):
         return g_loss(judge(net_g(z, y), y))
@@ -107,6 +122,32 @@ def _judge(net_d, augment):
     def judge(x, y):
         return net_d(augment(x), y)
     return judge
+
+
+def _discriminate(net_g, net_d, augment, penalty: Penalty):
+    """`(real, z, y) -> (D(x) [B, 1], D(G(z)) [B, 1], penalty)`: D's outputs on the real batch
+    and on G(z) (after DiffAugment, if any) and the gradient penalty on D's input (0.0 without).
+    R1's gradient comes from the same forward pass as D(x); WGAN-GP's from a third one, at the
+    interpolates."""
+    see = _identity if augment is None else augment
+    gradient = input_gradient(net_d)
+    r1, gp, interpolate = penalty  # a compiled graph sees a NamedTuple as a bare tuple
+
+    def discriminate(real, z, y):
+        x = see(real)
+        extra = 0.0
+        if r1:
+            d_real, g = gradient(x, y)
+            extra = r1_penalty(g, r1)
+        else:
+            d_real = net_d(x, y)
+        fake = see(net_g(z, y))
+        d_fake = net_d(fake, y)
+        if gp:
+            _, g = gradient(interpolate(x, fake), y)
+            extra = extra + gp_penalty(g, gp)
+        return d_real, d_fake, extra
+    return discriminate
 
 
 def _reducers(opt, workers: int):
@@ -157,12 +198,12 @@ class GeneratorEMA(nn.Cell):
 
 
 def alternating(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1,
-                augment=None):
+                augment=None, penalty: Penalty = NO_PENALTY):
     """The MindSpore tutorials' order: update D on (real, z), then G on z, `g_steps` times (on
     the same noise, as carpedm20's DCGAN does with 2), each from a fresh forward pass, G's
     through the updated D. Returns `body(real, z, y)` -> (loss_d, loss_g of the last G update,
-    mean D(x), mean D(G(z))); y: labels or None, `augment` as in `make_updates`."""
-    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers, loss, augment)
+    mean D(x), mean D(G(z))); y: labels or None, `augment` and `penalty` as in `make_updates`."""
+    d_update, g_update = make_updates(net_g, net_d, opt_g, opt_d, workers, loss, augment, penalty)
 
     def body(real, z, y):
         loss_d, d_real, d_fake = d_update(real, z, y)
@@ -174,7 +215,7 @@ def alternating(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce",
 
 
 def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce", g_steps: int = 1,
-                 augment=None):
+                 augment=None, penalty: Penalty = NO_PENALTY):
     """TensorFlow's DCGAN tutorial's order: one forward pass (G(z) once, D on the real and the
     generated batch once each), both losses from it, D's gradient of its loss and G's of its
     loss (through D's weights before this step's update) taken from that one pass, then both
@@ -185,12 +226,12 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
     params, n_g = opt_g.parameters + opt_d.parameters, len(opt_g.parameters)
     reduce_d, reduce_g = _reducers(opt_d, workers), _reducers(opt_g, workers)
-    judge = _judge(net_d, augment)
+    discriminate = _discriminate(net_g, net_d, augment, penalty)
 
     def forward(real, z, y):
-        d_real = judge(real, y)
-        d_fake = judge(net_g(z, y), y)
-        return d_loss(d_real, d_fake), g_loss(d_fake), probability(d_real).mean(), probability(d_fake).mean()
+        d_real, d_fake, extra = discriminate(real, z, y)
+        return (d_loss(d_real, d_fake) + extra, g_loss(d_fake), probability(d_real).mean(),
+                probability(d_fake).mean())
 
     def unconditional(real, z):
         return forward(real, z, None)
@@ -211,13 +252,14 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     return body
 
 
-# name -> (net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment) -> body(real, z, y)
+# name -> (net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment, penalty) -> body(real, z, y)
 UPDATE_ORDERS = {"alternating": alternating, "simultaneous": simultaneous}
 
 
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
                     g_steps: int = 1, ema: GeneratorEMA | None = None, lr_input: bool = False,
-                    workers: int = 1, loss: str = "bce", update: str = "alternating", augment=None):
+                    workers: int = 1, loss: str = "bce", update: str = "alternating", augment=None,
+                    penalty: Penalty = NO_PENALTY):
     """One GAN step, `update` (one of `UPDATE_ORDERS`; "alternating": D, then G `g_steps`
     times) with the losses `loss` (`losses.loss_for`); one compiled graph when `jit`.
 
@@ -239,7 +281,8 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
 
     With `workers` > 1 (under msrun) each worker passes its slice of the global batch (idx and
     z); gradients and the returned figures are averaged over the workers, so every worker
-    returns the global batch's losses. `augment`: DiffAugment before D (`make_updates`).
+    returns the global batch's losses. `augment`: DiffAugment before D, `penalty`: a gradient
+    penalty in D's loss (`make_updates`).
     """
     if update not in UPDATE_ORDERS:
         raise ValueError(f"unknown update order {update!r} (choose from {', '.join(UPDATE_ORDERS)})")
@@ -248,7 +291,7 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
         # such steps are unrolled in one graph: dropout's and DiffAugment's counters advanced
         # 16 times in 3 steps instead of 6 (and batch-norm statistics with them).
         raise ValueError(f"the simultaneous update runs one step per compiled call, not {steps}")
-    body = UPDATE_ORDERS[update](net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment)
+    body = UPDATE_ORDERS[update](net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment, penalty)
     if workers > 1:
         all_reduce = ops.AllReduce()
 

@@ -1,7 +1,8 @@
 """GAN losses as plain functions chosen by name (compare_gan's way): each is a `Loss` of
 `d(real_out, fake_out)` -> D's loss, `g(fake_out)` -> G's loss and `probability(out)` -> D's
 belief that an image is real (for the logs), for D outputs `[N, 1]` float32. "bce" is the
-tutorials' non-saturating loss; "hinge" and "lsgan" work on D's raw score (`RAW_SCORE`).
+tutorials' non-saturating loss; "hinge", "lsgan" and "wgan-gp" work on D's raw score
+(`RAW_SCORE`); "wgan-gp"'s gradient penalty is `mindgan.penalties`'.
 
 A family says what its D ends in (`ModelSpec.d_output`): "probability" (a Sigmoid, the
 tutorials' `nn.BCELoss`) or "logit" (TensorFlow's `from_logits=True`). `loss_for(name,
@@ -72,9 +73,22 @@ def _lsgan(d_output: str) -> Loss:
     return Loss(d, g, probability)
 
 
-LOSSES = {"bce": _bce, "hinge": _hinge, "lsgan": _lsgan}  # name -> (d_output -> Loss)
+def _wasserstein(d_output: str) -> Loss:
+    """The Wasserstein critic's loss (Arjovsky et al. 2017) on D's raw score s: D on
+    mean s(G(z)) - mean s(x), G on -mean s(G(z)). "wgan-gp" adds Gulrajani et al.'s gradient
+    penalty (`mindgan.penalties`, weight 10). D(x) is reported as sigmoid(s)."""
+    def d(real, fake):
+        return fake.mean() - real.mean()
+
+    def g(fake):
+        return -fake.mean()
+
+    return Loss(d, g, ops.sigmoid)
+
+
+LOSSES = {"bce": _bce, "hinge": _hinge, "lsgan": _lsgan, "wgan-gp": _wasserstein}  # name -> (d_output -> Loss)
 # Losses on D's raw score: a family whose D ends in a Sigmoid builds it without one for them.
-RAW_SCORE = ("hinge", "lsgan")
+RAW_SCORE = ("hinge", "lsgan", "wgan-gp")
 D_OUTPUTS = ("probability", "logit")
 
 

@@ -96,8 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
       help="z ~ N(0, 1) (default) or uniform in [-1, 1] (dcgan-carpedm20's default)")
     a("--loss", default=None, metavar="NAME",
       help="the GAN loss: bce (default: the tutorials' non-saturating BCE, on D's probabilities or "
-           "logits as the family's D gives them), hinge (SAGAN/BigGAN) or lsgan (least squares); "
-           "the last two work on D's raw score, so a D that ends in a Sigmoid is built without it")
+           "logits as the family's D gives them), hinge (SAGAN/BigGAN), lsgan (least squares) or wgan-gp "
+           "(Wasserstein with Gulrajani et al.'s gradient penalty, weight 10, at random interpolates of real "
+           "and generated images); the last three work on D's raw score, so a D that ends in a Sigmoid is "
+           "built without it")
     a("--update", choices=UPDATE_ORDERS, default=None,
       help="alternating (default, the MindSpore tutorials'): update D, then G from a fresh forward pass "
            "through the updated D; simultaneous (TensorFlow's DCGAN tutorial): both losses and both "
@@ -109,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--spectral_norm", action="store_true", default=None,
       help="spectral normalisation of D's weights (Miyato et al. 2018: each divided by its largest singular "
            "value, one power iteration per call, the iteration's vector saved with the run); default off")
+    a("--r1", type=non_negative("r1", float), default=None, metavar="GAMMA",
+      help="R1 penalty (Mescheder et al. 2018): GAMMA/2 times the mean squared norm of D's gradient at "
+           "the real images, added to D's loss (e.g. 10; StyleGAN2 uses 0.1-100 by data set); D then "
+           "gives raw scores and BCE works on them; costs a second backward pass; default 0 (off)")
     a("--g_steps", type=positive("g_steps"), default=None,
       help="generator updates per discriminator update, on the same noise (default 1; dcgan-carpedm20: 2)")
     a("--ema", type=unit_interval("ema"), default=None,

@@ -22,6 +22,7 @@ from .data import FEW_IMAGES, batch_indices
 from .gan import GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step, steps_noise
 from .hooks import run_hooks
 from .models import build_generator
+from .penalties import GP_WEIGHT, Interpolation, penalty_for
 from .rundir import LOG_COLUMNS, prepare_run_dir, write_config
 from .runtime import HostSync, StopRequest
 
@@ -92,6 +93,7 @@ class Run:
     shown: ms.nn.Cell
     noise_fixed: np.ndarray
     augment: DiffAugment | None = None
+    interpolate: Interpolation | None = None  # WGAN-GP's draws of interpolates
     step: int = 0
 
     @property
@@ -107,7 +109,7 @@ class Run:
     def cells(self) -> list:
         """Everything the resume state holds."""
         return ([self.net_g, self.net_d, self.opt_g, self.opt_d] + ([self.ema] if self.ema else [])
-                + ([self.augment] if self.augment else []))
+                + [cell for cell in (self.augment, self.interpolate) if cell is not None])
 
 
 def _start(config: TrainConfig, resume, images, labels, device: str, talk: bool):
@@ -138,9 +140,12 @@ def _start(config: TrainConfig, resume, images, labels, device: str, talk: bool)
     if augment is not None:
         augment.set_train(True)
         parallel.shard(augment, workers)
+    interpolate = Interpolation(config.seed) if config.spec.loss in GP_WEIGHT else None
+    if interpolate is not None:
+        parallel.shard(interpolate, workers)
     run = Run(config, run_dir, workers, steps_per_epoch, total_steps, net_g, net_d, opt_g, opt_d,
               ema, build_generator(config.spec, kernels) if ema else net_g,
-              _grid_noise(config), augment)
+              _grid_noise(config), augment, interpolate)
     if resume is not None:
         state = load_state(run.ckpt_dir / "last.ckpt", run.cells)
         run.step, run.noise_fixed = state["step"], state["fixed_noise"]
@@ -189,7 +194,8 @@ class CompiledSteps:
             self.fns[k] = make_train_step(r.net_g, r.net_d, r.opt_g, r.opt_d, jit=c.mode == "graph",
                                           steps=k, g_steps=c.g_steps, ema=r.ema,
                                           lr_input=bool(c.lr_decay_from), workers=r.workers.size,
-                                          loss=c.spec.loss, update=c.update, augment=r.augment)
+                                          loss=c.spec.loss, update=c.update, augment=r.augment,
+                                          penalty=penalty_for(c.spec, r.interpolate))
         z = steps_noise(c.seed, first_step, k, c.batch_size, c.latent_size, c.noise)
         args = [self.dataset, *self.labels, ms.Tensor(r.workers.local(rows, 1)), ms.Tensor(r.workers.local(z, 1))]
         if c.lr_decay_from:  # a call never straddles an epoch: one rate per call

@@ -32,7 +32,7 @@ def test_bce_is_the_non_saturating_gan_loss(kind):
 
 
 def test_unknown_loss_names_the_choices():
-    with pytest.raises(ValueError, match="unknown loss 'foo' \\(choose from bce, hinge, lsgan\\)"):
+    with pytest.raises(ValueError, match="unknown loss 'foo' \\(choose from bce, hinge, lsgan, wgan-gp\\)"):
         loss_for("foo", "logit")
 
 
@@ -51,7 +51,7 @@ def test_every_registered_family_builds_networks_that_keep_their_spec():
         assert d_output(ModelSpec(name, d_output="logit")) == "logit"  # a spec may say otherwise
 
 
-def test_hinge_and_least_squares_on_the_raw_score():
+def test_hinge_least_squares_and_wasserstein_on_the_raw_score():
     rng = np.random.default_rng(1)
     real, fake = (rng.standard_normal((6, 1)).astype(np.float32) * 2 for _ in range(2))
     t = ms.Tensor
@@ -63,6 +63,9 @@ def test_hinge_and_least_squares_on_the_raw_score():
     assert float(d_loss(t(real), t(fake)).asnumpy()) == pytest.approx(
         0.5 * (((real - 1) ** 2).mean() + (fake ** 2).mean()), rel=1e-5)
     assert float(g_loss(t(fake)).asnumpy()) == pytest.approx(0.5 * ((fake - 1) ** 2).mean(), rel=1e-5)
+    d_loss, g_loss, _ = loss_for("wgan-gp", "logit")  # the critic's part; the penalty: test_penalties
+    assert float(d_loss(t(real), t(fake)).asnumpy()) == pytest.approx(fake.mean() - real.mean(), rel=1e-5)
+    assert float(g_loss(t(fake)).asnumpy()) == pytest.approx(-fake.mean(), rel=1e-5)
     assert probability(t(np.array([[-1.0], [0.3], [2.0]], np.float32))).asnumpy().ravel().tolist() == pytest.approx(
         [0.0, 0.3, 1.0])
     with pytest.raises(ValueError, match="the hinge loss needs D's raw score"):
@@ -75,7 +78,7 @@ def test_a_loss_on_the_raw_score_builds_d_without_its_sigmoid():
     from mindgan.config import TrainConfig
 
     for model, extra in (("mlp", {}), ("dcgan", dict(image_size=16, ngf=2, ndf=2))):
-        for loss, sigmoid in (("bce", True), ("hinge", False), ("lsgan", False)):
+        for loss, sigmoid in (("bce", True), ("hinge", False), ("lsgan", False), ("wgan-gp", False)):
             spec = TrainConfig(model=model, loss=loss, **extra).spec
             _, net_d = build(spec)
             assert any(isinstance(c, nn.Sigmoid) for _, c in net_d.cells_and_names()) == sigmoid, (model, loss)

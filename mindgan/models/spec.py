@@ -19,7 +19,8 @@ class ModelSpec:
     draws too. `condition`: how a conditional D takes the label ("concat": joined to its
     input; "projection": Miyato & Koyama's projection on its last features). `diffaugment`:
     the transforms D saw its inputs through in training (`mindgan.augment`; "" none);
-    `spectral_norm`: D's weights divided by their largest singular value (`layers.SpectralNorm`).
+    `spectral_norm`: D's weights divided by their largest singular value (`layers.SpectralNorm`);
+    `r1`: the R1 penalty's gamma in D's loss (`mindgan.penalties`; 0 none).
     """
     family: str = "mlp"
     latent_size: int = 100
@@ -35,6 +36,7 @@ class ModelSpec:
     condition: str = "concat"
     diffaugment: str = ""
     spectral_norm: bool = False
+    r1: float = 0.0
 
     @property
     def projected(self) -> bool:
