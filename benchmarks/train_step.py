@@ -1,9 +1,11 @@
-"""Benchmark: one GAN training step (D update, then G update), mindgan against PyTorch eager.
+"""Benchmark: one GAN training step (D update, then G update), mindgan against PyTorch eager and
+(with --tf_python) TensorFlow/Keras.
 
     python benchmarks/train_step.py --model mlp            # the tutorial's MLP, batch 128
     python benchmarks/train_step.py --model dcgan-mnist    # TensorFlow's DCGAN, batch 256
     python benchmarks/train_step.py --model dcgan          # MindSpore's DCGAN, 64x64x3, batch 128
     python benchmarks/train_step.py --model dcgan-carpedm20 --image_size 48   # the anime walkthrough's
+    python benchmarks/train_step.py --model dcgan-mnist --update simultaneous --tf_python TF_VENV/bin/python
 
 Each framework runs in its own process, alternating, for --rounds rounds (a framework sharing a
 process with the other is slowed by it: the MLP once read 0.82 in-process against 1.13-1.31 run
@@ -101,7 +103,8 @@ def mindgan_worker(args) -> dict:
     from mindgan.penalties import GP_WEIGHT, Interpolation, penalty_for
 
     penalty = penalty_for(config.spec, Interpolation() if config.loss in GP_WEIGHT else None)
-    step_fn = make_train_step(*build_gan(config, decide("CPU", args.model)), steps=per_call, update=args.update,
+    step_nets = build_gan(config, decide("CPU", args.model))
+    step_fn = make_train_step(*step_nets, steps=per_call, update=args.update,
                               g_steps=config.g_steps, augment=augment, loss=config.loss, penalty=penalty)
     dataset = ms.Tensor(images)
     order = batch_indices(len(images), config.batch_size, 0, 0)
@@ -113,8 +116,11 @@ def mindgan_worker(args) -> dict:
         sync.fetch(step_fn(dataset, ms.Tensor(order[rows]), ms.Tensor(z)))
 
     first, times = time_calls(run, max(1, args.steps // per_call), max(1, args.warmup // per_call))
+    from mindgan.models import count_params
+
     return {"step_s": [t / per_call for t in times], "first_s": first, "per_call": per_call,
-            "version": f"MindSpore {ms.__version__}", "kernels": kernels}
+            "version": f"MindSpore {ms.__version__}", "kernels": kernels,
+            "params": count_params(step_nets[0]) + count_params(step_nets[1]), **peak_memory()}
 
 
 def torch_nets(model: str, image_size: int):
@@ -210,7 +216,140 @@ def torch_worker(args) -> dict:
 
     first, times = time_calls(run, args.steps, args.warmup)
     return {"step_s": times, "first_s": first, "version": f"PyTorch {torch.__version__}",
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(),
+            "params": sum(p.numel() for p in list(g.parameters()) + list(d.parameters())), **peak_memory()}
+
+
+def keras_nets(model: str, image_size: int):
+    """TensorFlow/Keras twins: (G, D, D gives logits?). dcgan-mnist is TensorFlow's DCGAN tutorial's
+    own make_generator_model / make_discriminator_model; mlp the MindSpore tutorial's MLP in Keras;
+    dcgan and dcgan-carpedm20 the same networks as mindgan's, written in Keras (NHWC)."""
+    import tensorflow as tf
+    from tensorflow.keras import layers
+
+    seq = tf.keras.Sequential
+    if model == "mlp":
+        g = seq([layers.Input((100,)), layers.Dense(128), layers.ReLU(),
+                 layers.Dense(256), layers.BatchNormalization(), layers.ReLU(),
+                 layers.Dense(512), layers.BatchNormalization(), layers.ReLU(),
+                 layers.Dense(1024), layers.BatchNormalization(), layers.ReLU(),
+                 layers.Dense(784, activation="tanh"), layers.Reshape((28, 28, 1))])
+        d = seq([layers.Input((28, 28, 1)), layers.Flatten(), layers.Dense(512), layers.LeakyReLU(0.2),
+                 layers.Dense(256), layers.LeakyReLU(0.2), layers.Dense(1, activation="sigmoid")])
+        return g, d, False
+    if model == "dcgan-mnist":  # the tutorial's code, as published
+        g = seq([layers.Input((100,)), layers.Dense(7 * 7 * 256, use_bias=False), layers.BatchNormalization(),
+                 layers.LeakyReLU(), layers.Reshape((7, 7, 256)),
+                 layers.Conv2DTranspose(128, (5, 5), strides=(1, 1), padding="same", use_bias=False),
+                 layers.BatchNormalization(), layers.LeakyReLU(),
+                 layers.Conv2DTranspose(64, (5, 5), strides=(2, 2), padding="same", use_bias=False),
+                 layers.BatchNormalization(), layers.LeakyReLU(),
+                 layers.Conv2DTranspose(1, (5, 5), strides=(2, 2), padding="same", use_bias=False,
+                                        activation="tanh")])
+        d = seq([layers.Input((28, 28, 1)), layers.Conv2D(64, (5, 5), strides=(2, 2), padding="same"),
+                 layers.LeakyReLU(), layers.Dropout(0.3),
+                 layers.Conv2D(128, (5, 5), strides=(2, 2), padding="same"), layers.LeakyReLU(),
+                 layers.Dropout(0.3), layers.Flatten(), layers.Dense(1)])
+        return g, d, True
+    if model == "dcgan-carpedm20":
+        s = [-(-image_size // k) for k in (1, 2, 4, 8, 16)]
+        widths = [512, 256, 128, 64, 3]
+        g_layers = [layers.Input((100,)), layers.Dense(512 * s[4] * s[4]), layers.Reshape((s[4], s[4], 512)),
+                    layers.BatchNormalization(momentum=0.9, epsilon=1e-5), layers.ReLU()]
+        for k in range(4):
+            g_layers.append(layers.Conv2DTranspose(widths[k + 1], 5, strides=2, padding="same"))
+            g_layers += ([layers.BatchNormalization(momentum=0.9, epsilon=1e-5), layers.ReLU()] if k < 3
+                         else [layers.Activation("tanh")])
+        d_layers = [layers.Input((image_size, image_size, 3))]
+        for k in range(4):
+            d_layers.append(layers.Conv2D(widths[3 - k], 5, strides=2, padding="same"))
+            d_layers += ([layers.BatchNormalization(momentum=0.9, epsilon=1e-5)] if k else []) + [layers.LeakyReLU(0.2)]
+        d_layers += [layers.Flatten(), layers.Dense(1)]
+        return seq(g_layers), seq(d_layers), True
+    blocks = {16: 2, 32: 3, 64: 4, 128: 5}[image_size]
+    width = 64 * 2 ** (blocks - 1)
+    g_layers = [layers.Input((100,)), layers.Reshape((1, 1, 100)),
+                layers.Conv2DTranspose(width, 4, strides=1, padding="valid", use_bias=False),
+                layers.BatchNormalization(), layers.ReLU()]
+    for _ in range(blocks - 1):
+        g_layers += [layers.Conv2DTranspose(width // 2, 4, strides=2, padding="same", use_bias=False),
+                     layers.BatchNormalization(), layers.ReLU()]
+        width //= 2
+    g_layers += [layers.Conv2DTranspose(3, 4, strides=2, padding="same", use_bias=False, activation="tanh")]
+    d_layers = [layers.Input((image_size, image_size, 3)),
+                layers.Conv2D(64, 4, strides=2, padding="same", use_bias=False), layers.LeakyReLU(0.2)]
+    width = 64
+    for _ in range(blocks - 1):
+        d_layers += [layers.Conv2D(width * 2, 4, strides=2, padding="same", use_bias=False),
+                     layers.BatchNormalization(), layers.LeakyReLU(0.2)]
+        width *= 2
+    d_layers += [layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False), layers.Flatten(),
+                 layers.Activation("sigmoid")]
+    return seq(g_layers), seq(d_layers), False
+
+
+def tensorflow_worker(args) -> dict:
+    """The Keras twins' step in a `tf.function`: alternating (D, then G from a fresh forward pass,
+    `g_steps` times) or, with --update simultaneous, the DCGAN tutorial's train_step (one forward
+    pass, both gradients)."""
+    import tensorflow as tf
+
+    tf.random.set_seed(0)
+    image_size = args.image_size if args.model in RGB else 28
+    g, d, logits = keras_nets(args.model, image_size)
+    lr, beta1 = {"mlp": (2e-4, 0.5), "dcgan-mnist": (1e-4, 0.9)}.get(args.model, (2e-4, 0.5))
+    g_steps = 2 if args.model == "dcgan-carpedm20" else 1
+    opt_g, opt_d = (tf.keras.optimizers.Adam(lr, beta_1=beta1) for _ in range(2))
+    bce = tf.keras.losses.BinaryCrossentropy(from_logits=logits)
+    channels = 3 if args.model in RGB else 1
+    images = np.random.default_rng(0).uniform(-1, 1, (4 * args.batch_size, image_size, image_size, channels))
+    data = tf.constant(images.astype(np.float32))
+    b = args.batch_size
+
+    @tf.function
+    def alternating(real, z):
+        with tf.GradientTape() as tape:
+            d_real, d_fake = d(real, training=True), d(g(z, training=True), training=True)
+            loss_d = bce(tf.ones_like(d_real), d_real) + bce(tf.zeros_like(d_fake), d_fake)
+        opt_d.apply_gradients(zip(tape.gradient(loss_d, d.trainable_variables), d.trainable_variables))
+        for _ in range(g_steps):
+            with tf.GradientTape() as tape:
+                d_fake = d(g(z, training=True), training=True)
+                loss_g = bce(tf.ones_like(d_fake), d_fake)
+            opt_g.apply_gradients(zip(tape.gradient(loss_g, g.trainable_variables), g.trainable_variables))
+        return loss_d, loss_g
+
+    @tf.function
+    def simultaneous(real, z):  # the DCGAN tutorial's train_step
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            fake = g(z, training=True)
+            d_real, d_fake = d(real, training=True), d(fake, training=True)
+            loss_g = bce(tf.ones_like(d_fake), d_fake)
+            loss_d = bce(tf.ones_like(d_real), d_real) + bce(tf.zeros_like(d_fake), d_fake)
+        opt_g.apply_gradients(zip(gen_tape.gradient(loss_g, g.trainable_variables), g.trainable_variables))
+        opt_d.apply_gradients(zip(disc_tape.gradient(loss_d, d.trainable_variables), d.trainable_variables))
+        return loss_d, loss_g
+
+    step = simultaneous if args.update == "simultaneous" else alternating
+    rng = np.random.default_rng(0)
+
+    def run(i):
+        real = tf.gather(data, rng.integers(0, len(images), b))
+        z = tf.constant(rng.standard_normal((b, 100)).astype(np.float32))
+        loss_d, loss_g = step(real, z)
+        float(loss_d), float(loss_g)
+
+    first, times = time_calls(run, args.steps, args.warmup)
+    count = sum(int(np.prod(v.shape)) for v in g.trainable_variables + d.trainable_variables)
+    return {"step_s": times, "first_s": first, "version": f"TensorFlow {tf.__version__}", "params": count,
+            "update": args.update if args.update == "simultaneous" else "alternating", **peak_memory()}
+
+
+def peak_memory() -> dict:
+    """This process's peak resident memory, MiB."""
+    import resource
+
+    return {"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def onednn_worker(args) -> None:
@@ -244,7 +383,8 @@ def forwarded(args) -> list[str]:
 
 
 def run_worker(args, which: str) -> dict:
-    cmd = [sys.executable, __file__, "--worker", which, *forwarded(args)]
+    python = args.tf_python if which == "tensorflow" else sys.executable
+    cmd = [python, __file__, "--worker", which, *forwarded(args)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -272,14 +412,18 @@ def main(argv=None) -> int:
     p.add_argument("--r1", type=float, default=0.0, help="mindgan's R1 gamma (the twin has none)")
     p.add_argument("--no_torch", action="store_true", help="mindgan only")
     p.add_argument("--no_onednn", action="store_true", help="skip the ONEDNN_VERBOSE probe")
-    p.add_argument("--worker", choices=("mindgan", "torch", "onednn"), help=argparse.SUPPRESS)
+    p.add_argument("--tf_python", metavar="PATH",
+                   help="a Python with tensorflow-cpu (its own virtual environment: it needs NumPy 2, MindSpore "
+                        "2.10 NumPy < 2): adds TensorFlow/Keras twins as a third peer")
+    p.add_argument("--worker", choices=("mindgan", "torch", "onednn", "tensorflow"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     for name, value in PRESETS[args.model].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
 
     if args.worker:
-        result = {"mindgan": mindgan_worker, "torch": torch_worker, "onednn": onednn_worker}[args.worker](args)
+        result = {"mindgan": mindgan_worker, "torch": torch_worker, "onednn": onednn_worker,
+                  "tensorflow": tensorflow_worker}[args.worker](args)
         if result is not None:
             print(json.dumps(result), flush=True)
         return 0
@@ -296,6 +440,8 @@ def main(argv=None) -> int:
             frameworks.append("torch")
         except ImportError:
             print("PyTorch is not installed: mindgan only (pip install torch to compare)", file=sys.stderr)
+    if args.tf_python:
+        frameworks.append("tensorflow")
     results = {f: [] for f in frameworks}
     for r in range(args.rounds):
         for f in frameworks:
@@ -315,16 +461,25 @@ def main(argv=None) -> int:
           + f", fp32 on {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}, {isa}); "
           f"{args.rounds} alternating processes per framework, {args.steps} timed steps each; "
           f"mindgan's update: {args.update}")
-    print("| framework | step (median of rounds) | rounds' medians | first call | notes |\n|---|---|---|---|---|")
-    print(f"| mindgan ({info['version']}) | {mg[0] * 1e3:.1f} ms | {mg[1] * 1e3:.1f}-{mg[2] * 1e3:.1f} ms | "
-          f"{statistics.median(x['first_s'] for x in results['mindgan']):.1f} s | {info['per_call']} steps per call; "
-          f"CPU kernels: {info['kernels']}" + (f"; oneDNN conv: {impl}" if impl else "") + " |")
-    if "torch" in results:
-        pt = summary("torch")
-        t = results["torch"][0]
-        print(f"| {t['version']} eager | {pt[0] * 1e3:.1f} ms | {pt[1] * 1e3:.1f}-{pt[2] * 1e3:.1f} ms | "
-              f"{statistics.median(x['first_s'] for x in results['torch']):.1f} s | {t['threads']} threads |")
-        print(f"| ratio mindgan / PyTorch | {mg[0] / pt[0]:.2f} | | | <= 1.0 is the goal |")
+    counts = {f: results[f][0]["params"] for f in frameworks}
+    if len(set(counts.values())) > 1:
+        raise SystemExit(f"the twins are not the same networks: trainable parameters {counts}")
+    memory = {f: max(x["peak_mib"] for x in results[f]) for f in frameworks}
+    print(f"{counts['mindgan']:,} trainable parameters in every framework")
+    print("| framework | step (median of rounds) | rounds' medians | first call | peak memory | notes |\n"
+          "|---|---|---|---|---|---|")
+    notes = {"mindgan": f"{args.update}; {info['per_call']} steps per call; CPU kernels: {info['kernels']}"
+                        + (f"; oneDNN conv: {impl}" if impl else ""),
+             "torch": f"eager, alternating; {results['torch'][0]['threads'] if 'torch' in results else ''} threads",
+             "tensorflow": f"Keras, tf.function; {args.update}; its own Python, {args.tf_python}"}
+    for f in frameworks:
+        mid, low, high = summary(f)
+        first = statistics.median(x["first_s"] for x in results[f])
+        print(f"| {results[f][0]['version']} | {mid * 1e3:.1f} ms | {low * 1e3:.1f}-{high * 1e3:.1f} ms "
+              f"| {first:.1f} s | {memory[f]:.0f} MiB | {notes[f]} |")
+    for f, name in (("torch", "PyTorch"), ("tensorflow", "TensorFlow")):
+        if f in results:
+            print(f"| ratio mindgan / {name} | {mg[0] / summary(f)[0]:.2f} | | | | <= 1.0 is the goal |")
     return 0
 
 
