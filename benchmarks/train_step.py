@@ -383,7 +383,7 @@ def forwarded(args) -> list[str]:
 
 
 def run_worker(args, which: str) -> dict:
-    python = args.tf_python if which == "tensorflow" else sys.executable
+    python = {"tensorflow": args.tf_python, "torch": args.torch_python}.get(which) or sys.executable
     cmd = [python, __file__, "--worker", which, *forwarded(args)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -412,6 +412,8 @@ def main(argv=None) -> int:
     p.add_argument("--r1", type=float, default=0.0, help="mindgan's R1 gamma (the twin has none)")
     p.add_argument("--no_torch", action="store_true", help="mindgan only")
     p.add_argument("--no_onednn", action="store_true", help="skip the ONEDNN_VERBOSE probe")
+    p.add_argument("--torch_python", metavar="PATH",
+                   help="a Python with PyTorch, if not this one (e.g. a virtual environment with NumPy 2)")
     p.add_argument("--tf_python", metavar="PATH",
                    help="a Python with tensorflow-cpu (its own virtual environment: it needs NumPy 2, MindSpore "
                         "2.10 NumPy < 2): adds TensorFlow/Keras twins as a third peer")
@@ -434,12 +436,12 @@ def main(argv=None) -> int:
     isa = "/".join(f for f in ("avx2", "avx512f", "amx_tile") if f in flags) or "no AVX2"
     frameworks = ["mindgan"]
     if not args.no_torch:
-        try:
-            import torch  # noqa: F401
-
+        probe = subprocess.run([args.torch_python or sys.executable, "-c", "import torch"], capture_output=True)
+        if probe.returncode == 0:
             frameworks.append("torch")
-        except ImportError:
-            print("PyTorch is not installed: mindgan only (pip install torch to compare)", file=sys.stderr)
+        else:
+            print("PyTorch is not installed: no PyTorch peer (pip install torch, or --torch_python PATH)",
+                  file=sys.stderr)
     if args.tf_python:
         frameworks.append("tensorflow")
     results = {f: [] for f in frameworks}
@@ -470,7 +472,8 @@ def main(argv=None) -> int:
           "|---|---|---|---|---|---|")
     notes = {"mindgan": f"{args.update}; {info['per_call']} steps per call; CPU kernels: {info['kernels']}"
                         + (f"; oneDNN conv: {impl}" if impl else ""),
-             "torch": f"eager, alternating; {results['torch'][0]['threads'] if 'torch' in results else ''} threads",
+             "torch": f"eager, alternating; {results['torch'][0]['threads'] if 'torch' in results else ''} threads; "
+                      f"its own Python, {args.torch_python or sys.executable}",
              "tensorflow": f"Keras, tf.function; {args.update}; its own Python, {args.tf_python}"}
     for f in frameworks:
         mid, low, high = summary(f)
