@@ -164,18 +164,29 @@ def test_penalised_gradients_through_the_native_kernels_are_mindspores_own(famil
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max())
 
 
-def test_a_wgan_gp_run_resumes_exactly_and_records_its_penalties(tmp_path):
+def test_a_run_with_every_regulariser_resumes_exactly_and_records_them(tmp_path):
+    """WGAN-GP, R1, spectral norm and DiffAugment at once (one run for all: each brings state
+    that a resume must carry on)."""
     digits = load_mnist("train", SHIPPED_MNIST)[0][:384]
-    common = dict(batch_size=64, subset=384, seed=9, device_target="CPU", loss="wgan-gp", r1=1.0)
+    common = dict(batch_size=64, subset=384, seed=9, device_target="CPU", loss="wgan-gp", r1=1.0,
+                  spectral_norm=True, diffaugment="translation,color,cutout")
     straight = train(TrainConfig(epochs=2, output_dir=str(tmp_path / "a"), **common), images=digits, progress=False)
     split = train(TrainConfig(epochs=1, output_dir=str(tmp_path / "b"), **common), images=digits, progress=False)
     train(TrainConfig(epochs=2, **common), resume=split, images=digits, progress=False)
     state = assert_same_run(straight, split, steps=12)
     assert float(state["penalty.calls"].asnumpy()) == 12  # one interpolation per D update
+    # Three calls of D's input per step (real, fake for D; fake for G): 12 steps.
+    assert float(state["augment.calls"].asnumpy()) == 36
+    assert sum(name.endswith("sn.u") for name in state) == 3
+    import json
+
     from mindgan.checkpoint import load_generator
 
     spec = load_generator(straight / "checkpoints" / "generator.ckpt").spec
-    assert (spec.loss, spec.r1, spec.d_output) == ("wgan-gp", 1.0, "logit")
+    assert (spec.loss, spec.r1, spec.d_output, spec.spectral_norm) == ("wgan-gp", 1.0, "logit", True)
+    assert spec.diffaugment == "color,translation,cutout"
+    saved = json.loads((straight / "config.json").read_text())
+    assert (saved["diffaugment"], saved["r1"], saved["loss"]) == ("color,translation,cutout", 1.0, "wgan-gp")
     with pytest.raises(ValueError, match=r"--r1 2.0 differs from the resumed run's 1.0"):
         train(TrainConfig(epochs=3, **{**common, "r1": 2.0}), resume=split, images=digits, progress=False)
 
