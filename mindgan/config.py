@@ -67,6 +67,7 @@ class TrainConfig:
     diffaugment: str = ""          # DiffAugment's transforms before D, e.g. "color,translation,cutout" ("": off)
     spectral_norm: bool = False    # spectrally normalised D weights (Miyato et al. 2018)
     r1: float = 0.0                # gamma of the R1 penalty on D's gradient at real images (0: off)
+    r1_every: int = 1              # lazy R1: on every k-th step only, with gamma * k (1: every step)
     g_steps: int | None = None     # generator updates per discriminator update (default 1)
     ema: float = 0.0               # decay of an averaged generator (0: off, e.g. 0.999)
     lr_decay_from: int = 0         # epochs at the full lr; then linear decay to the last (0: off)
@@ -113,6 +114,8 @@ class TrainConfig:
         object.__setattr__(self, "diffaugment", ",".join(parse_policy(self.diffaugment)))
         if not (self.r1 >= 0.0 and math.isfinite(self.r1)):
             raise ValueError(f"--r1 {self.r1}: the penalty's gamma must be 0 (off) or positive, e.g. 10")
+        if self.r1_every < 1 or (self.r1_every > 1 and not self.r1):
+            raise ValueError(f"--r1_every {self.r1_every}: a positive number of steps, with --r1 GAMMA")
         if self.condition not in CONDITIONS:
             raise ValueError(f"--condition {self.condition}: choose from {', '.join(CONDITIONS)}")
         if self.noise not in NOISE_KINDS:

@@ -259,7 +259,7 @@ UPDATE_ORDERS = {"alternating": alternating, "simultaneous": simultaneous}
 def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | None = None,
                     g_steps: int = 1, ema: GeneratorEMA | None = None, lr_input: bool = False,
                     workers: int = 1, loss: str = "bce", update: str = "alternating", augment=None,
-                    penalty: Penalty = NO_PENALTY):
+                    penalty: Penalty = NO_PENALTY, penalised: tuple[bool, ...] | None = None):
     """One GAN step, `update` (one of `UPDATE_ORDERS`; "alternating": D, then G `g_steps`
     times) with the losses `loss` (`losses.loss_for`); one compiled graph when `jit`.
 
@@ -282,7 +282,8 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
     With `workers` > 1 (under msrun) each worker passes its slice of the global batch (idx and
     z); gradients and the returned figures are averaged over the workers, so every worker
     returns the global batch's losses. `augment`: DiffAugment before D, `penalty`: a gradient
-    penalty in D's loss (`make_updates`).
+    penalty in D's loss (`make_updates`). `penalised`: for lazy R1, which of the call's steps
+    (one bool per step) carry the R1 penalty; None: all.
     """
     if update not in UPDATE_ORDERS:
         raise ValueError(f"unknown update order {update!r} (choose from {', '.join(UPDATE_ORDERS)})")
@@ -291,11 +292,18 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
         # such steps are unrolled in one graph: dropout's and DiffAugment's counters advanced
         # 16 times in 3 steps instead of 6 (and batch-norm statistics with them).
         raise ValueError(f"the simultaneous update runs one step per compiled call, not {steps}")
-    body = UPDATE_ORDERS[update](net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment, penalty)
+    penalised = tuple(penalised) if penalised is not None else (True,) * (steps or 1)
+    if len(penalised) != (steps or 1):
+        raise ValueError(f"penalised has {len(penalised)} entries for {steps or 1} steps")
+    order = UPDATE_ORDERS[update]
+    body = order(net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment, penalty)
+    # Lazy R1: the steps without it run the same update with the rest of the penalty.
+    unpenalised = order(net_g, net_d, opt_g, opt_d, workers, loss, g_steps, augment, penalty._replace(r1=0.0)) \
+        if not all(penalised) else body
     if workers > 1:
         all_reduce = ops.AllReduce()
 
-    def one(images, labels, idx, z):
+    def one(images, labels, idx, z, body):
         real = ops.gather(images, idx, 0)  # batch gathered on the device: no host copy
         if real.dtype == ms.uint8:  # the set stays uint8 on the device; this batch becomes float
             real = real.astype(ms.float32) / 127.5 - 1.0
@@ -310,10 +318,10 @@ def make_train_step(net_g, net_d, opt_g, opt_d, jit: bool = True, steps: int | N
 
     def run(images, labels, idx, z):
         if steps is None:
-            return one(images, labels, idx, z)
+            return one(images, labels, idx, z, body if penalised[0] else unpenalised)
         results = []
         for k in range(steps):
-            results.append(one(images, labels, idx[k], z[k]))
+            results.append(one(images, labels, idx[k], z[k], body if penalised[k] else unpenalised))
         return ops.stack(results)
 
     def set_lr(lr):

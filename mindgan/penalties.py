@@ -4,7 +4,7 @@
   x_hat = e * real + (1 - e) * fake, e ~ U[0, 1) per image; the `wgan-gp` loss brings it
   with weight 10 (the paper's lambda).
 - "r1" (Mescheder et al. 2018): gamma / 2 * mean(||grad_x D(x)||^2) on the real images,
-  `--r1 GAMMA`.
+  `--r1 GAMMA`; with `--r1_every k`, lazily (StyleGAN2): on every k-th step, with gamma * k.
 
 Both differentiate D's input gradient once more (double backward), so D must be built with
 `Kernels(second_order=True)` (`needs_second_order`). The gradient is taken of D's raw score,
@@ -24,7 +24,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from .models.layers import mix32
 
-__all__ = ["GP_WEIGHT", "Penalty", "NONE", "penalty_for", "needs_second_order", "input_gradient",
+__all__ = ["GP_WEIGHT", "Penalty", "NONE", "penalty_for", "r1_steps", "needs_second_order", "input_gradient",
            "r1_penalty", "gp_penalty", "Interpolation"]
 
 # The losses that come with a gradient penalty, and its weight (WGAN-GP's lambda).
@@ -42,13 +42,23 @@ class Penalty(NamedTuple):
 NONE = Penalty()
 
 
-def penalty_for(spec, interpolate=None) -> Penalty:
+def penalty_for(spec, interpolate=None, r1_every: int = 1) -> Penalty:
     """The penalty that training `spec` (its loss, its r1) adds; `interpolate` is needed (and
-    used) only with the wgan-gp loss."""
+    used) only with the wgan-gp loss. With lazy R1 (`r1_every` k > 1, applied on every k-th
+    step only: `r1_steps`), its gamma is k times larger, as in StyleGAN2, so that the penalty
+    weighs the same on average."""
     gp = GP_WEIGHT.get(spec.loss, 0.0)
     if gp and interpolate is None:
         raise ValueError(f"the {spec.loss} loss needs an Interpolation for its gradient penalty")
-    return Penalty(float(spec.r1), gp, interpolate if gp else None)
+    return Penalty(float(spec.r1) * r1_every, gp, interpolate if gp else None)
+
+
+def r1_steps(first_step: int, steps: int, r1_every: int) -> tuple[bool, ...] | None:
+    """Which of the steps first_step+1 ... first_step+steps carry lazy R1: the 1st, (k+1)-th,
+    (2k+1)-th ... of the run; None when every step does (k = 1)."""
+    if r1_every <= 1:
+        return None
+    return tuple((first_step + j) % r1_every == 0 for j in range(steps))
 
 
 def needs_second_order(spec) -> bool:

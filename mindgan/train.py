@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="R1 penalty (Mescheder et al. 2018): GAMMA/2 times the mean squared norm of D's gradient at "
            "the real images, added to D's loss (e.g. 10; StyleGAN2 uses 0.1-100 by data set); D then "
            "gives raw scores and BCE works on them; costs a second backward pass; default 0 (off)")
+    a("--r1_every", type=positive("r1_every"), default=None, metavar="K",
+      help="lazy R1 (StyleGAN2's): the penalty on every K-th step only, with K times the gamma, saving "
+           "most of its cost (default 1: every step)")
     a("--g_steps", type=positive("g_steps"), default=None,
       help="generator updates per discriminator update, on the same noise (default 1; dcgan-carpedm20: 2)")
     a("--ema", type=unit_interval("ema"), default=None,

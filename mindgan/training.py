@@ -22,7 +22,7 @@ from .data import FEW_IMAGES, batch_indices
 from .gan import GeneratorEMA, auto_steps_per_call, build_gan, fixed_noise, make_train_step, steps_noise
 from .hooks import run_hooks
 from .models import build_generator
-from .penalties import GP_WEIGHT, Interpolation, penalty_for
+from .penalties import GP_WEIGHT, Interpolation, penalty_for, r1_steps
 from .rundir import LOG_COLUMNS, prepare_run_dir, write_config
 from .runtime import HostSync, StopRequest
 
@@ -190,17 +190,19 @@ class CompiledSteps:
 
     def __call__(self, rows: np.ndarray, first_step: int) -> np.ndarray:
         r, c, k = self.run, self.run.config, len(rows)
-        if k not in self.fns:
-            self.fns[k] = make_train_step(r.net_g, r.net_d, r.opt_g, r.opt_d, jit=c.mode == "graph",
-                                          steps=k, g_steps=c.g_steps, ema=r.ema,
-                                          lr_input=bool(c.lr_decay_from), workers=r.workers.size,
-                                          loss=c.spec.loss, update=c.update, augment=r.augment,
-                                          penalty=penalty_for(c.spec, r.interpolate))
+        lazy = r1_steps(first_step, k, c.r1_every)  # which steps carry lazy R1 (None: all)
+        if (k, lazy) not in self.fns:
+            self.fns[k, lazy] = make_train_step(r.net_g, r.net_d, r.opt_g, r.opt_d, jit=c.mode == "graph",
+                                                steps=k, g_steps=c.g_steps, ema=r.ema,
+                                                lr_input=bool(c.lr_decay_from), workers=r.workers.size,
+                                                loss=c.spec.loss, update=c.update, augment=r.augment,
+                                                penalty=penalty_for(c.spec, r.interpolate, c.r1_every),
+                                                penalised=lazy)
         z = steps_noise(c.seed, first_step, k, c.batch_size, c.latent_size, c.noise)
         args = [self.dataset, *self.labels, ms.Tensor(r.workers.local(rows, 1)), ms.Tensor(r.workers.local(z, 1))]
         if c.lr_decay_from:  # a call never straddles an epoch: one rate per call
             args.append(ms.Tensor(c.lr_at(first_step // r.steps_per_epoch), ms.float32))
-        return self.sync.fetch(self.fns[k](*args))
+        return self.sync.fetch(self.fns[k, lazy](*args))
 
 
 def train(config: TrainConfig, resume: str | Path | None = None, device: str | None = None,

@@ -15,7 +15,7 @@ from mindgan.config import TrainConfig
 from mindgan.cpu import Kernels
 from mindgan.data import load_mnist
 from mindgan.gan import build_gan, second_order
-from mindgan.penalties import Interpolation, gp_penalty, input_gradient, r1_penalty
+from mindgan.penalties import Interpolation, gp_penalty, input_gradient, penalty_for, r1_penalty, r1_steps
 from mindgan.training import train
 
 GAMMA = 10.0
@@ -93,7 +93,6 @@ def test_the_penalties_and_their_weight_gradients_are_numpys(which, images):
 
 def test_a_penalty_gives_d_raw_scores_and_the_step_adds_it_to_the_loss(images):
     from mindgan.gan import make_updates
-    from mindgan.penalties import penalty_for
 
     config = TrainConfig(r1=GAMMA, image_size=8, seed=3)
     assert config.spec.d_output == "logit" and config.spec.r1 == GAMMA
@@ -191,9 +190,32 @@ def test_a_run_with_every_regulariser_resumes_exactly_and_records_them(tmp_path)
         train(TrainConfig(epochs=3, **{**common, "r1": 2.0}), resume=split, images=digits, progress=False)
 
 
+def test_lazy_r1_picks_every_kth_step_of_the_run_and_scales_gamma():
+    assert r1_steps(0, 5, 2) == (True, False, True, False, True)
+    assert r1_steps(3, 3, 2) == (False, True, False) and r1_steps(7, 4, 1) is None
+    config = TrainConfig(r1=GAMMA, r1_every=4)
+    assert penalty_for(config.spec, r1_every=4).r1 == 4 * GAMMA
+    with pytest.raises(ValueError, match="--r1_every 2: a positive number of steps, with --r1 GAMMA"):
+        TrainConfig(r1_every=2)
+
+
+def test_a_lazy_r1_run_is_the_same_however_its_steps_are_grouped_into_calls(tmp_path):
+    """Steps 1, 3, 5 ... carry the penalty whether a compiled call holds 3 steps, 1 or 2 (each
+    grouping compiles its own patterns), and the run resumes exactly."""
+    digits = load_mnist("train", SHIPPED_MNIST)[0][:384]
+    common = dict(batch_size=64, subset=384, seed=2, device_target="CPU", r1=1.0, r1_every=2)
+    straight = train(TrainConfig(epochs=2, steps_per_call=3, output_dir=str(tmp_path / "a"), **common),
+                     images=digits, progress=False)
+    split = train(TrainConfig(epochs=1, steps_per_call=1, output_dir=str(tmp_path / "b"), **common),
+                  images=digits, progress=False)
+    train(TrainConfig(epochs=2, steps_per_call=2, **common), resume=split, images=digits, progress=False)
+    assert_same_run(straight, split, steps=12)
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--r1", "-1"], "--r1 must be zero or more, not -1"),
     (["--loss", "wgan"], "--loss wgan: choose from bce, hinge, lsgan, wgan-gp"),
+    (["--r1_every", "2"], "--r1_every 2: a positive number of steps, with --r1 GAMMA"),
 ])
 def test_cli_refuses_bad_penalties_in_one_line(tmp_path, flags, message):
     proc = subprocess.run([sys.executable, "-m", "mindgan.train", *flags, "--output_dir", str(tmp_path / "run")],
