@@ -4,12 +4,15 @@ number of updates, scored by the package's MNIST figures (classifier FID and KL 
 
     python benchmarks/small_data.py --model mlp --subset 1000 --epochs 700 --seeds 0 1 \\
         --option= --option=--spectral_norm "--option=--diffaugment color,translation,cutout" \\
-        --extra "--save_every 50 --eval_every 0" --out docs/small_data_mlp_1000.json
+        "--option=--loss wgan-gp" "--option=--r1 10" \\
+        --extra "--save_every 50 --eval_every 0" --out docs/small_data_mlp_1000.json \\
+        --figure docs/small_data_mlp_1000.png
 
 Each (option, seed) trains `python -m mindgan.train ... --subset N --epochs E --seed S` into
 `--runs/<label>-seed<S>` (kept, so a finished run is only evaluated again), then
 `python -m mindgan.evaluate --ckpt .../generator.ckpt --num 10000`. Prints a table (mean over
-seeds, and each seed) and writes every figure as JSON.
+seeds, and each seed), writes every figure as JSON (--out) and puts each run's last sample grid
+side by side with its scores (--figure).
 """
 from __future__ import annotations
 
@@ -29,8 +32,13 @@ def label(option: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", option.lower()).strip("-") or "plain"
 
 
+def folder_of(option: str, seed: int, a) -> Path:
+    """The run folder of one (option, seed)."""
+    return Path(a.runs) / f"{a.model}-{a.subset}-{label(option)}-seed{seed}"
+
+
 def run(option: str, seed: int, a) -> dict:
-    folder = Path(a.runs) / f"{a.model}-{a.subset}-{label(option)}-seed{seed}"
+    folder = folder_of(option, seed, a)
     t0 = time.perf_counter()
     if not (folder / "checkpoints" / "generator.ckpt").is_file() or a.retrain:
         cmd = [sys.executable, "-m", "mindgan.train", "--model", a.model, "--subset", str(a.subset),
@@ -46,6 +54,32 @@ def run(option: str, seed: int, a) -> dict:
             **{k: result[k] for k in ("fid", "kl_to_uniform", "classes_present", "parzen_ll")}}
 
 
+def figure(rows: list[dict], a) -> None:
+    """Each run's last grid, options across and seeds down, titled with its FID and KL."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    options = list(dict.fromkeys(r["option"] for r in rows))
+    fig, axes = plt.subplots(len(a.seeds), len(options), figsize=(2.6 * len(options), 3.2 * len(a.seeds)),
+                             squeeze=False)
+    for r in rows:
+        ax = axes[a.seeds.index(r["seed"])][options.index(r["option"])]
+        grid = folder_of(r["option"], r["seed"], a) / "samples" / f"epoch_{a.epochs:03d}.png"
+        ax.imshow(Image.open(grid).convert("L"), cmap="gray")
+        name = r["option"].replace(",", ", ")
+        ax.set_title(f"{name}, seed {r['seed']}\nFID {r['fid']:.1f}, KL {r['kl_to_uniform']:.3f}", fontsize=7,
+                     wrap=True)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(f"{a.model} on {a.subset:,} MNIST digits, {a.epochs} epochs, the same updates for each option",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(a.figure, dpi=90)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="mlp")
@@ -59,6 +93,7 @@ def main() -> int:
     p.add_argument("--runs", default="runs/small_data")
     p.add_argument("--retrain", action="store_true")
     p.add_argument("--out", default=None)
+    p.add_argument("--figure", default=None, help="a PNG of every run's last sample grid, one column per option")
     a = p.parse_args()
     a.options = a.options or ["", "--diffaugment color,translation,cutout"]
     rows = []
@@ -74,6 +109,8 @@ def main() -> int:
         kl = sum(r["kl_to_uniform"] for r in mine) / len(mine)
         each = "; ".join(f"{r['fid']:.1f} / {r['kl_to_uniform']:.3f}" for r in mine)
         print(f"| {option or 'plain'} | {fid:.2f} | {kl:.4f} | {each} |")
+    if a.figure:
+        figure(rows, a)
     if a.out:
         Path(a.out).write_text(json.dumps({"model": a.model, "subset": a.subset, "epochs": a.epochs,
                                            "extra": a.extra, "rows": rows}, indent=1) + "\n")
