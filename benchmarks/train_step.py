@@ -359,9 +359,13 @@ def onednn_worker(args) -> None:
     mindgan_worker(args)
 
 
-def conv_implementations(args) -> str:
-    """The oneDNN implementations mindgan's step ran its convolutions with, and how often."""
-    cmd = [sys.executable, __file__, "--worker", "onednn", *forwarded(args)]
+def conv_implementations(args, framework: str = "mindgan") -> str:
+    """The oneDNN implementations a framework's step ran its convolutions with, and how often:
+    mindgan's two steps, or (framework "tensorflow") the TensorFlow twin's first and one more."""
+    if framework == "tensorflow":
+        cmd = [args.tf_python, __file__, "--worker", "tensorflow", *forwarded(args), "--steps", "1", "--warmup", "0"]
+    else:
+        cmd = [sys.executable, __file__, "--worker", "onednn", *forwarded(args)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                          env={**os.environ, "ONEDNN_VERBOSE": "1"}).stdout
     seen = Counter()
@@ -451,6 +455,7 @@ def main(argv=None) -> int:
             print(f"round {r + 1}/{args.rounds} {f}: {statistics.median(results[f][-1]['step_s']) * 1e3:.1f} ms/step",
                   file=sys.stderr, flush=True)
     impl = "" if args.no_onednn else conv_implementations(args)
+    tf_impl = "" if args.no_onednn or not args.tf_python else conv_implementations(args, "tensorflow")
 
     def summary(f):
         medians = [statistics.median(x["step_s"]) for x in results[f]]
@@ -474,7 +479,8 @@ def main(argv=None) -> int:
                         + (f"; oneDNN conv: {impl}" if impl else ""),
              "torch": f"eager, alternating; {results['torch'][0]['threads'] if 'torch' in results else ''} threads; "
                       f"its own Python, {args.torch_python or sys.executable}",
-             "tensorflow": f"Keras, tf.function; {args.update}; its own Python, {args.tf_python}"}
+             "tensorflow": f"Keras, tf.function; {args.update}; its own Python, {args.tf_python}"
+                           + (f"; oneDNN conv: {tf_impl}" if tf_impl else "")}
     for f in frameworks:
         mid, low, high = summary(f)
         first = statistics.median(x["first_s"] for x in results[f])
