@@ -86,10 +86,10 @@ def make_updates(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
     # Plain functions, unpacked here: a compiled graph sees a NamedTuple as a bare tuple.
     d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
     judge = _judge(net_d, augment)
-    discriminate = _discriminate(net_g, net_d, augment, penalty)
+    discriminate = _discriminate(net_d, augment, penalty)
 
     def d_forward(real, z, y):
-        d_real, d_fake, extra = discriminate(real, z, y)
+        d_real, d_fake, extra = discriminate(real, net_g(z, y), y)
         return d_loss(d_real, d_fake) + extra, probability(d_real).mean(), probability(d_fake).mean()
 
     def g_forward(z, y):
@@ -124,16 +124,16 @@ def _judge(net_d, augment):
     return judge
 
 
-def _discriminate(net_g, net_d, augment, penalty: Penalty):
-    """`(real, z, y) -> (D(x) [B, 1], D(G(z)) [B, 1], penalty)`: D's outputs on the real batch
-    and on G(z) (after DiffAugment, if any) and the gradient penalty on D's input (0.0 without).
-    R1's gradient comes from the same forward pass as D(x); WGAN-GP's from a third one, at the
-    interpolates."""
+def _discriminate(net_d, augment, penalty: Penalty):
+    """`(real, fake, y) -> (D(x) [B, 1], D(fake) [B, 1], penalty)`: D's outputs on the real
+    batch and on a generated one (after DiffAugment, if any) and the gradient penalty on D's
+    input (0.0 without). R1's gradient comes from the same forward pass as D(x); WGAN-GP's from
+    a third one, at the interpolates."""
     see = _identity if augment is None else augment
     gradient = input_gradient(net_d)
     r1, gp, interpolate = penalty  # a compiled graph sees a NamedTuple as a bare tuple
 
-    def discriminate(real, z, y):
+    def discriminate(real, fake, y):
         x = see(real)
         extra = 0.0
         if r1:
@@ -141,7 +141,7 @@ def _discriminate(net_g, net_d, augment, penalty: Penalty):
             extra = r1_penalty(g, r1)
         else:
             d_real = net_d(x, y)
-        fake = see(net_g(z, y))
+        fake = see(fake)
         d_fake = net_d(fake, y)
         if gp:
             _, g = gradient(interpolate(x, fake), y)
@@ -224,28 +224,36 @@ def simultaneous(net_g, net_d, opt_g, opt_d, workers: int = 1, loss: str = "bce"
         raise ValueError(f"--g_steps {g_steps}: the simultaneous update makes one update of each net "
                          f"per step (g_steps is for --update alternating)")
     d_loss, g_loss, probability = loss_for(loss, d_output(net_d.spec))
-    params, n_g = opt_g.parameters + opt_d.parameters, len(opt_g.parameters)
     reduce_d, reduce_g = _reducers(opt_d, workers), _reducers(opt_g, workers)
-    discriminate = _discriminate(net_g, net_d, augment, penalty)
+    discriminate = _discriminate(net_d, augment, penalty)
 
-    def forward(real, z, y):
-        d_real, d_fake, extra = discriminate(real, z, y)
+    def judge(real, fake, y):
+        d_real, d_fake, extra = discriminate(real, fake, y)
         return (d_loss(d_real, d_fake) + extra, g_loss(d_fake), probability(d_real).mean(),
                 probability(d_fake).mean())
 
-    def unconditional(real, z):
-        return forward(real, z, None)
+    def judge_unconditional(real, fake):
+        return judge(real, fake, None)
+
+    def generate_unconditional(z):
+        return net_g(z, None)
 
     def body(real, z, y):
-        # One forward, two backward passes from it: the vector-Jacobian product with each
-        # loss alone picks that loss's gradient (the other loss's share of each net is left out).
+        # One forward pass: G(z), then D on the real and the generated batch. Two products
+        # with D's Jacobian pick D's weight gradient of its loss and the generated batch's
+        # gradient of G's loss; one product with G's carries the latter to G's weights. No
+        # backward pass through G for D's loss, none through D's weights for G's.
         if y is None:
-            (loss_d, loss_g, d_real, d_fake), backward = ms.vjp(unconditional, real, z, weights=params)
+            fake, g_backward = ms.vjp(generate_unconditional, z, weights=opt_g.parameters)
+            (loss_d, loss_g, d_real, d_fake), d_backward = ms.vjp(judge_unconditional, real, fake,
+                                                                  weights=opt_d.parameters)
         else:
-            (loss_d, loss_g, d_real, d_fake), backward = ms.vjp(forward, real, z, y, weights=params)
+            fake, g_backward = ms.vjp(net_g, z, y, weights=opt_g.parameters)
+            (loss_d, loss_g, d_real, d_fake), d_backward = ms.vjp(judge, real, fake, y, weights=opt_d.parameters)
         one, zero = ops.ones_like(loss_d), ops.zeros_like(loss_d)
-        grads_d = backward((one, zero, zero, zero))[1][n_g:]
-        grads_g = backward((zero, one, zero, zero))[1][:n_g]
+        grads_d = d_backward((one, zero, zero, zero))[1]
+        grad_fake = d_backward((zero, one, zero, zero))[0][1]
+        grads_g = g_backward(grad_fake)[1]
         opt_d(reduce_d(grads_d))
         opt_g(reduce_g(grads_g))
         return loss_d, loss_g, d_real, d_fake
