@@ -19,6 +19,7 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, nargs="+", required=True)
     p.add_argument("--labels", nargs="+", help="one per run (default: the folder names)")
     p.add_argument("--title", default="")
+    p.add_argument("--dpi", type=int, default=100)
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     labels = a.labels or [r.name for r in a.runs]
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
     if a.title:
         fig.suptitle(a.title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(a.out, dpi=100)
+    fig.savefig(a.out, dpi=a.dpi)
     print(a.out)
     return 0
 

@@ -190,7 +190,7 @@ def _evaluate(args, tmp_path, **env):
                                "MINDGAN_CPU_CONVOLUTIONS": "auto", **env})  # the command's own choice
 
 
-def test_evaluate_real_scores_images_against_a_folder_and_saved_statistics(tmp_path, closed_port_url):
+def test_evaluate_real_scores_images_against_a_folder_and_saved_statistics(tmp_path, closed_port_url, capsys):
     from PIL import Image
 
     from mindgan.inception import random_state
@@ -226,13 +226,19 @@ def test_evaluate_real_scores_images_against_a_folder_and_saved_statistics(tmp_p
                       "--device_target", "CPU"], tmp_path, TORCH_HOME=str(tmp_path / "torch"))
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and "--inception PATH" in lines[0] and "refused" in lines[0]
-    for args, why in [(["--samples", "none.npy", "--real", "real"], "none.npy: no such"),
-                      (["--samples", "noise.npy", "--real", "real", "--save_stats", "x.txt"], "ending in .npz"),
+    proc = _evaluate(["--samples", "none.npy", "--real", "real", "--inception", weights], tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "none.npy: no such" in lines[0], proc.stderr[-2000:]
+    # Flags refused while parsing, before anything starts: the same main() in this process.
+    from mindgan.evaluate import main
+
+    for args, why in [(["--samples", "noise.npy", "--real", "real", "--save_stats", "x.txt"], "ending in .npz"),
                       (["--samples", "noise.npy", "--real", "real", "--protocol", "tf2"], "invalid choice"),
                       (["--samples", "noise.npy", "--ckpt", "g.ckpt"], "not allowed with")]:
-        proc = _evaluate(args + ["--inception", weights], tmp_path)
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2 and len(lines) == 1 and why in lines[0], (args, proc.stderr[-2000:])
+        with pytest.raises(SystemExit) as exit_:
+            main(args + ["--inception", str(weights)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert exit_.value.code == 2 and len(lines) == 1 and why in lines[0], (args, lines)
 
 
 def test_evaluate_samples_scores_digits_made_elsewhere(tmp_path):
