@@ -17,7 +17,7 @@ from __future__ import annotations
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from .models.layers import mix32
+from .models.layers import counted_uniform
 
 __all__ = ["POLICIES", "parse_policy", "DiffAugment"]
 
@@ -61,13 +61,8 @@ class DiffAugment(nn.Cell):
         """U[0, 1) float32 `[n, _SLOTS]` for this call."""
         calls = self.calls * 1.0
         ops.assign(self.calls, calls + 1.0)
-        seed = mix32(calls.astype(ms.int32).astype(ms.uint32) * Tensor(0x85EBCA77, ms.uint32)
-                     + Tensor(self.salt, ms.uint32), self.rshift)
-        first = self.rank * n * _SLOTS
-        index = ops.arange(first, first + n * _SLOTS, dtype=ms.int32).astype(ms.uint32)
-        h = mix32(index * Tensor(0x9E3779B1, ms.uint32) + seed, self.rshift)
-        top = self.rshift(h, Tensor(8, ms.uint32))  # 24 bits: exact in float32
-        return ops.stop_gradient(top.astype(ms.float32) * (1.0 / (1 << 24))).reshape(n, _SLOTS)
+        return counted_uniform(calls, self.salt, 0x85EBCA77, self.rank * n * _SLOTS, n * _SLOTS,
+                               self.rshift).reshape(n, _SLOTS)
 
     def shift_matrix(self, t):
         """`[N, S, S]` with row i holding a 1 at column i + t (zero where that falls outside):

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from .models.layers import mix32
+from .models.layers import counted_uniform
 
 __all__ = ["GP_WEIGHT", "Penalty", "NONE", "penalty_for", "r1_steps", "needs_second_order", "input_gradient",
            "r1_penalty", "gp_penalty", "Interpolation"]
@@ -120,10 +120,5 @@ class Interpolation(nn.Cell):
         n = real.shape[0]
         calls = self.calls * 1.0
         ops.assign(self.calls, calls + 1.0)
-        seed = mix32(calls.astype(ms.int32).astype(ms.uint32) * Tensor(0xC2B2AE3D, ms.uint32)
-                     + Tensor(self.salt, ms.uint32), self.rshift)
-        index = ops.arange(self.rank * n, self.rank * n + n, dtype=ms.int32).astype(ms.uint32)
-        h = mix32(index * Tensor(0x9E3779B1, ms.uint32) + seed, self.rshift)
-        e = self.rshift(h, Tensor(8, ms.uint32)).astype(ms.float32) * (1.0 / (1 << 24))
-        e = ops.stop_gradient(e).reshape(n, 1, 1, 1)
+        e = counted_uniform(calls, self.salt, 0xC2B2AE3D, self.rank * n, n, self.rshift).reshape(n, 1, 1, 1)
         return e * real + (1.0 - e) * fake

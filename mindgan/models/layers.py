@@ -195,6 +195,18 @@ def mix32(h, shift):
     return ops.bitwise_xor(h, shift(h, Tensor(16, ms.uint32)))
 
 
+def counted_uniform(calls, salt: int, multiplier: int, first, count: int, shift):
+    """U[0, 1) float32 `[count]`, no gradient: a 24-bit hash of (call counter `calls`, `salt`,
+    element index first ... first + count - 1), the randomness of DiffAugment and of WGAN-GP's
+    interpolation (`multiplier` keeps their streams apart); `shift` an `ops.RightShift()`."""
+    seed = mix32(calls.astype(ms.int32).astype(ms.uint32) * Tensor(multiplier, ms.uint32)
+                 + Tensor(salt, ms.uint32), shift)
+    index = ops.arange(first, first + count, dtype=ms.int32).astype(ms.uint32)
+    h = mix32(index * Tensor(0x9E3779B1, ms.uint32) + seed, shift)
+    top = shift(h, Tensor(8, ms.uint32))  # 24 bits: exact in float32
+    return ops.stop_gradient(top.astype(ms.float32) * (1.0 / (1 << 24)))
+
+
 class Dropout(nn.Cell):
     """Inverted dropout (`nn.Dropout(p)`'s math) whose masks are a pure function of a call
     counter and the element index, so a resumed run draws exactly the masks it would have.
