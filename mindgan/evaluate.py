@@ -197,11 +197,14 @@ def load_samples(path) -> np.ndarray:
     [-1, 1] (or uint8), or a folder or zip of images (made gray and 28x28), as float32 in [-1, 1]."""
     from pathlib import Path
 
-    from .fidelity import check_range, load_image_set
+    from .fidelity import ImageSourceError, check_range, load_image_set
 
     path = Path(path)
     if path.suffix == ".npy" and path.is_file():
-        a = np.load(path)
+        try:
+            a = np.load(path)
+        except (OSError, ValueError) as exc:
+            raise ImageSourceError(f"{path}: not a readable .npy file ({exc})") from None
         if np.issubdtype(a.dtype, np.floating):
             if a.ndim == 3:
                 a = a[:, None]
